@@ -1,0 +1,3 @@
+from trdnav.cli import main
+
+main()

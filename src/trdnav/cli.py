@@ -1,0 +1,193 @@
+"""Command line: thin commands that parse, call the core and render. Exit 0 ok, 2 invalid input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trdnav import __version__
+from trdnav.core.adequacy import AdequacyRules
+from trdnav.core.assessment import assess
+from trdnav.core.history import History
+from trdnav.errors import InputError, KnowledgeError, Problem
+from trdnav.history_files import load_history
+from trdnav.knowledge.load import Knowledge, default_knowledge
+from trdnav.reports.text import render_assessment
+
+app = typer.Typer(
+    name="trdnav",
+    help="TRD Navigator: decision support for treatment-resistant depression "
+    "(not a medical device).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=False)
+err = Console(stderr=True)
+
+
+def _report_problems(problems: tuple[Problem, ...]) -> None:
+    for p in problems:
+        err.print(f"[bold red]error[/] {p.render()}", highlight=False, markup=True)
+
+
+def history_schema(kb: Knowledge) -> dict[str, Any]:
+    schema = History.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://trdnav.org/schema/history/v1.json"
+    schema["title"] = "TRD Navigator treatment history, format version 1"
+    cond = schema["$defs"]["Condition"]["properties"]["name"]
+    cond["enum"] = sorted(kb.conditions)
+    return schema
+
+
+@app.command("assess")
+def assess_command(
+    files: Annotated[list[Path], typer.Argument(help="history files (YAML or JSON)")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    min_weeks: Annotated[
+        float | None, typer.Option(help="weeks at adequate dose (default from knowledge base)")
+    ] = None,
+    min_adherence: Annotated[
+        float | None, typer.Option(help="minimum adherence 0..1 (default from knowledge base)")
+    ] = None,
+    today: Annotated[
+        str | None, typer.Option(help="the date used when a file has no assessed_on (YYYY-MM-DD)")
+    ] = None,
+) -> None:
+    """Assess treatment histories: trial adequacy, TRD status and flags, staging."""
+    kb = default_knowledge()
+    try:
+        as_of = date.fromisoformat(today) if today else date.today()
+    except ValueError:
+        _report_problems(
+            (Problem("--today", "invalid_date", f"expected YYYY-MM-DD, got {today!r}"),)
+        )
+        raise typer.Exit(2) from None
+    bad: list[Problem] = []
+    if min_weeks is not None and min_weeks <= 0:
+        bad.append(Problem("--min-weeks", "invalid_option", "expected a number of weeks above 0"))
+    if min_adherence is not None and not 0 <= min_adherence <= 1:
+        bad.append(Problem("--min-adherence", "invalid_option", "expected a fraction from 0 to 1"))
+    if bad:
+        _report_problems(tuple(bad))
+        raise typer.Exit(2)
+    rules = AdequacyRules.from_knowledge(kb, min_weeks=min_weeks, min_adherence=min_adherence)
+    results = []
+    failed = False
+    for path in files:
+        try:
+            history = load_history(path, kb, as_of)
+        except InputError as exc:
+            _report_problems(exc.problems)
+            failed = True
+            continue
+        results.append(assess(history, kb, rules))
+    if as_json:
+        payload = [r.model_dump(mode="json") for r in results]
+        out.print_json(json.dumps(payload[0] if len(files) == 1 and payload else payload))
+    else:
+        for r in results:
+            out.print(render_assessment(r))
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the treatment-history format (version 1)."""
+    sys.stdout.write(json.dumps(history_schema(default_knowledge()), indent=2) + "\n")
+
+
+@app.command("drugs")
+def drugs_command(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List the drugs of the knowledge base with their adequate doses and sources."""
+    kb = default_knowledge()
+    if as_json:
+        rows = [d.model_dump(mode="json") for d in kb.drugs.values()]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    t = Table(title=f"Knowledge base {kb.kb_version}: drugs", title_justify="left")
+    for col in (
+        "drug",
+        "class",
+        "min adequate",
+        "usual max",
+        "augmentation",
+        "RxNorm",
+        "ATC",
+        "brands",
+        "verified",
+        "sources",
+    ):
+        t.add_column(col)
+    for d in sorted(kb.drugs.values(), key=lambda d: (d.drug_class, d.id)):
+        ad = d.antidepressant_dose
+        au = d.augmentation_dose
+        aug = ""
+        if au is not None:
+            if au.min_mg_per_day is not None:
+                aug = f"{au.min_mg_per_day:g}–{au.max_mg_per_day or 0:g} mg"
+            if au.serum_level is not None:
+                aug += f" level ≥ {au.serum_level.min:g} {au.serum_level.unit}"
+        t.add_row(
+            d.name,
+            d.drug_class,
+            f"{ad.min_adequate_mg_per_day:g} {d.dose_unit}" if ad else "–",
+            f"{ad.usual_max_mg_per_day:g}" if ad else "–",
+            aug.strip() or "–",
+            (d.rxnorm or "–") + ("" if d.rxnorm_verified or not d.rxnorm else "?"),
+            (d.atc or "–") + ("" if d.atc_verified or not d.atc else "?"),
+            ", ".join(d.brands),
+            "yes" if d.verified else "NO",
+            ", ".join(d.source),
+        )
+    out.print(t)
+    out.print(
+        "? = code not yet confirmed in a source; verified NO = dose figures not yet "
+        "confirmed in the original."
+    )
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the software and knowledge-base versions."""
+    kb = default_knowledge()
+    sys.stdout.write(f"trdnav {__version__} · knowledge base {kb.kb_version}\n")
+
+
+def main() -> None:
+    """Entry point: user mistakes exit 2 with a message, never a traceback."""
+    try:
+        app()
+    except KnowledgeError as exc:
+        _report_problems(exc.problems)
+        err.print(
+            "[bold red]the knowledge base failed validation: this is a defect of the "
+            "release, please report it[/]"
+        )
+        sys.exit(3)
+
+
+@app.command("knowledge-docs")
+def knowledge_docs_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the Markdown files")] = Path(
+        "docs/knowledge"
+    ),
+) -> None:
+    """Write the knowledge base as Markdown for clinical review (docs/knowledge)."""
+    from trdnav.knowledge.docs import all_documents
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in all_documents(default_knowledge()).items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        sys.stdout.write(f"wrote {out_dir / name}\n")

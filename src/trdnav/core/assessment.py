@@ -1,0 +1,114 @@
+"""Assess a treatment history: trial adequacy → TRD determination → staging.
+
+``assess`` is pure: it takes a validated history (whose ``assessed_on`` is the "as of" date) and
+the knowledge base, and returns an :class:`Assessment` that explains itself.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict
+
+from trdnav import __version__
+from trdnav.core.adequacy import AdequacyRules, TrialVerdict, assess_trial
+from trdnav.core.history import History, Medication, TreatmentBase
+from trdnav.core.resistance import TrdDetermination, count_distinct_failures, determine_trd
+from trdnav.core.staging.dm_trd import stage_dm_trd
+from trdnav.core.staging.european import stage_european
+from trdnav.core.staging.maudsley import stage_maudsley
+from trdnav.core.staging.mgh_s import stage_mgh_s
+from trdnav.core.staging.result import StageResult, StagingInput
+from trdnav.core.staging.thase_rush import stage_thase_rush
+from trdnav.knowledge.load import Knowledge
+
+DISCLAIMER = (
+    "Decision support for qualified clinicians, not a medical device and not a diagnosis: "
+    "check every conclusion against the record and your clinical judgement."
+)
+
+
+class OtherTreatment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    type: str
+    start: date
+    stop: date | None
+    outcome: str
+    detail: str
+
+
+class Assessment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    patient_id: str
+    assessed_on: date
+    trd: TrdDetermination
+    trials: tuple[TrialVerdict, ...]
+    other_treatments: tuple[OtherTreatment, ...]
+    staging: dict[str, StageResult]
+    citations: dict[str, str]
+    unverified_citations_note: str | None = None
+    kb_version: str
+    app_version: str = __version__
+    disclaimer: str = DISCLAIMER
+
+
+def _other(index: int, t: TreatmentBase) -> OtherTreatment:
+    data = t.model_dump(
+        mode="json", exclude={"start", "stop", "outcome", "note", "type"}, exclude_none=True
+    )
+    detail = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data.items())
+    return OtherTreatment(
+        index=index,
+        type=str(getattr(t, "type", "other")),
+        start=t.start,
+        stop=t.stop,
+        outcome=t.outcome.value,
+        detail=detail,
+    )
+
+
+def assess(
+    history: History, kb: Knowledge, rules: AdequacyRules | None = None, today: date | None = None
+) -> Assessment:
+    as_of = history.assessed_on or today
+    if as_of is None:
+        raise ValueError("assess() needs history.assessed_on or today")
+    rules = rules or AdequacyRules.from_knowledge(kb)
+    verdicts: list[TrialVerdict] = []
+    others: list[OtherTreatment] = []
+    for i, t in enumerate(history.treatments):
+        if isinstance(t, Medication):
+            drug = kb.resolve_drug(t.drug)
+            if drug is None:
+                raise ValueError(f"treatments[{i}].drug {t.drug!r} is not checked")
+            verdicts.append(assess_trial(i, t, drug, kb, rules, as_of, history.episode.onset))
+        else:
+            others.append(_other(i, t))
+    verdicts = count_distinct_failures(verdicts)
+    trd = determine_trd(history, verdicts, kb, as_of)
+    data = StagingInput(history=history, verdicts=tuple(verdicts), trd=trd, as_of=as_of)
+    staging = {
+        "thase_rush": stage_thase_rush(data, kb),
+        "mgh_s": stage_mgh_s(data, kb),
+        "maudsley": stage_maudsley(data, kb),
+        "european": stage_european(data, kb),
+        "dm_trd": stage_dm_trd(data, kb),
+    }
+    keys: set[str] = set(trd.citations)
+    for v in verdicts:
+        keys.update(v.citations)
+    for s in staging.values():
+        keys.update(s.citations)
+    return Assessment(
+        patient_id=history.patient.id,
+        assessed_on=as_of,
+        trd=trd,
+        trials=tuple(verdicts),
+        other_treatments=tuple(others),
+        staging=staging,
+        citations=kb.citations(keys),
+        kb_version=kb.kb_version,
+    )

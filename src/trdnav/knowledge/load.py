@@ -1,0 +1,245 @@
+"""Load and validate the knowledge base once.
+
+``load_knowledge()`` reads every YAML file under ``knowledge/data``, validates it with the models in
+:mod:`trdnav.knowledge.schema`, checks that every citation key resolves in the bibliography, and
+returns a frozen :class:`Knowledge`. A defect raises :class:`~trdnav.errors.KnowledgeError` naming
+the file and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from trdnav.errors import KnowledgeError, Problem
+from trdnav.knowledge.schema import (
+    AdequacyDefaults,
+    BibEntry,
+    ConditionTerm,
+    ConditionVocabulary,
+    Drug,
+    DrugClass,
+    Manifest,
+    Role,
+    Sourced,
+    StagingMethod,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+_FORM_SUFFIXES = frozenset(
+    {"xl", "sr", "xr", "cr", "er", "ir", "la", "odt", "hcl", "hydrochloride"}
+)
+
+
+def normalize_drug_name(name: str) -> str:
+    """Fold case, punctuation and release-form suffixes: ``"Wellbutrin XL"`` -> ``"wellbutrin"``."""
+    tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+    while len(tokens) > 1 and tokens[-1] in _FORM_SUFFIXES:
+        tokens.pop()
+    return "".join(tokens)
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    manifest: Manifest
+    bibliography: Mapping[str, BibEntry]
+    classes: Mapping[str, DrugClass]
+    drugs: Mapping[str, Drug]
+    adequacy: AdequacyDefaults
+    conditions: Mapping[str, ConditionTerm]
+    conditions_source: ConditionVocabulary
+    staging: Mapping[str, StagingMethod]
+    _names: Mapping[str, str] = field(repr=False)
+
+    @property
+    def kb_version(self) -> str:
+        return self.manifest.kb_version
+
+    def resolve_drug(self, name: str) -> Drug | None:
+        drug_id = self._names.get(normalize_drug_name(name))
+        return None if drug_id is None else self.drugs[drug_id]
+
+    def closest_drug_names(self, name: str, n: int = 3) -> list[str]:
+        key = normalize_drug_name(name)
+        hits = difflib.get_close_matches(key, list(self._names), n=n * 3, cutoff=0.6)
+        out: list[str] = []
+        for hit in hits:
+            drug_name = self.drugs[self._names[hit]].name
+            if drug_name not in out:
+                out.append(drug_name)
+        return out[:n]
+
+    def closest_conditions(self, name: str, n: int = 3) -> list[str]:
+        return difflib.get_close_matches(name.lower(), list(self.conditions), n=n, cutoff=0.5)
+
+    def is_antidepressant(self, drug: Drug) -> bool:
+        return Role.ANTIDEPRESSANT in drug.roles and self.classes[drug.drug_class].antidepressant
+
+    def citation(self, key: str) -> str:
+        return self.bibliography[key].citation
+
+    def citations(self, keys: Iterable[str]) -> dict[str, str]:
+        return {k: self.bibliography[k].citation for k in sorted(set(keys))}
+
+
+def _data_dir() -> Path:
+    return Path(str(resources.files("trdnav.knowledge") / "data"))
+
+
+def _read_yaml(path: Path, problems: list[Problem]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        problems.append(Problem("", "yaml_invalid", f"not valid YAML: {exc}", str(path)))
+        return None
+
+
+def _validate(model: type[M], data: Any, path: Path, problems: list[Problem]) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(Problem(loc, "knowledge_invalid", err["msg"], str(path)))
+        return None
+
+
+def _sourced_items(obj: Any) -> Iterable[Sourced]:
+    """Every Sourced value inside a validated model, depth first."""
+    if isinstance(obj, Sourced):
+        yield obj
+    if isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            yield from _sourced_items(getattr(obj, name))
+    elif isinstance(obj, tuple | list):
+        for item in obj:
+            yield from _sourced_items(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _sourced_items(item)
+
+
+def load_knowledge(data_dir: Path | None = None) -> Knowledge:
+    """Read, validate and cross-check the knowledge base under ``data_dir``."""
+    root = data_dir or _data_dir()
+    problems: list[Problem] = []
+
+    manifest = _validate(
+        Manifest, _read_yaml(root / "MANIFEST.yaml", problems), root / "MANIFEST.yaml", problems
+    )
+
+    bibliography: dict[str, BibEntry] = {}
+    for path in sorted((root / "bibliography").glob("*.yaml")):
+        raw = _read_yaml(path, problems) or {}
+        for key, value in raw.items():
+            entry = _validate(BibEntry, value, path, problems)
+            if key in bibliography:
+                problems.append(
+                    Problem(key, "duplicate_key", "citation key defined twice", str(path))
+                )
+            if entry is not None:
+                bibliography[key] = entry
+
+    classes: dict[str, DrugClass] = {}
+    for raw in _read_yaml(root / "classes.yaml", problems) or []:
+        cls = _validate(DrugClass, raw, root / "classes.yaml", problems)
+        if cls is not None:
+            classes[cls.id] = cls
+
+    drugs: dict[str, Drug] = {}
+    names: dict[str, str] = {}
+    for path in sorted((root / "drugs").glob("*.yaml")):
+        drug = _validate(Drug, _read_yaml(path, problems), path, problems)
+        if drug is None:
+            continue
+        if drug.id != path.stem:
+            problems.append(
+                Problem("id", "id_mismatch", f"id {drug.id!r} differs from file name", str(path))
+            )
+        if drug.drug_class not in classes:
+            problems.append(
+                Problem(
+                    "drug_class", "unknown_class", f"unknown class {drug.drug_class!r}", str(path)
+                )
+            )
+        drugs[drug.id] = drug
+        for alias in (drug.id, drug.name, *drug.brands, *drug.misspellings):
+            key = normalize_drug_name(alias)
+            if names.get(key, drug.id) != drug.id:
+                problems.append(
+                    Problem(
+                        "brands",
+                        "ambiguous_name",
+                        f"{alias!r} also names {names[key]!r}",
+                        str(path),
+                    )
+                )
+            names[key] = drug.id
+
+    adequacy = _validate(
+        AdequacyDefaults,
+        _read_yaml(root / "adequacy.yaml", problems),
+        root / "adequacy.yaml",
+        problems,
+    )
+    vocabulary = _validate(
+        ConditionVocabulary,
+        _read_yaml(root / "conditions.yaml", problems),
+        root / "conditions.yaml",
+        problems,
+    )
+    staging: dict[str, StagingMethod] = {}
+    for path in sorted((root / "staging").glob("*.yaml")):
+        method = _validate(StagingMethod, _read_yaml(path, problems), path, problems)
+        if method is not None:
+            staging[method.id] = method
+
+    everything: list[Any] = [
+        *classes.values(),
+        *drugs.values(),
+        adequacy,
+        vocabulary,
+        *staging.values(),
+    ]
+    for item in _sourced_items(everything):
+        for key in item.source:
+            if key not in bibliography:
+                label = getattr(item, "id", type(item).__name__)
+                problems.append(
+                    Problem(
+                        str(label),
+                        "unknown_citation",
+                        f"citation key {key!r} is not in the bibliography",
+                    )
+                )
+
+    if problems or manifest is None or adequacy is None or vocabulary is None:
+        raise KnowledgeError(problems or [Problem("", "knowledge_missing", "incomplete")])
+    return Knowledge(
+        manifest=manifest,
+        bibliography=MappingProxyType(bibliography),
+        classes=MappingProxyType(classes),
+        drugs=MappingProxyType(drugs),
+        adequacy=adequacy,
+        conditions=MappingProxyType({c.id: c for c in vocabulary.conditions}),
+        conditions_source=vocabulary,
+        staging=MappingProxyType(staging),
+        _names=MappingProxyType(names),
+    )
+
+
+@cache
+def default_knowledge() -> Knowledge:
+    """The packaged knowledge base, loaded once per process."""
+    return load_knowledge()

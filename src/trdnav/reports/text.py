@@ -1,0 +1,134 @@
+"""The readable report of an assessment (Rich renderables; the CLI prints them)."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from trdnav.core.assessment import Assessment
+from trdnav.core.staging.result import StageResult
+
+STATUS_TEXT = {
+    "trd": "TREATMENT-RESISTANT DEPRESSION (TRD)",
+    "not_trd": "not TRD",
+    "indeterminate": "INDETERMINATE: information missing",
+}
+
+
+def _yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+def _trials(a: Assessment) -> Table:
+    t = Table(title="Medication trials", title_justify="left", expand=False, show_lines=False)
+    for col in (
+        "#",
+        "drug",
+        "role",
+        "max dose",
+        "min adequate",
+        "weeks ≥ min",
+        "adherence",
+        "outcome",
+        "adequate",
+        "counts",
+    ):
+        t.add_column(col)
+    for v in a.trials:
+        t.add_row(
+            str(v.index),
+            f"{v.drug} ({v.drug_class})",
+            v.role,
+            "–" if v.max_mg_per_day is None else f"{v.max_mg_per_day:g}",
+            "–" if v.min_adequate_mg_per_day is None else f"{v.min_adequate_mg_per_day:g}",
+            "–" if v.weeks_at_adequate_dose is None else f"{v.weeks_at_adequate_dose:g}",
+            "–" if v.adherence is None else f"{v.adherence:.0%}",
+            v.outcome.value.replace("_", " "),
+            _yes_no(v.adequate),
+            "FAILED" if v.counts_as_failure else "no",
+        )
+    return t
+
+
+def _why(a: Assessment) -> Text:
+    out = Text()
+    for v in a.trials:
+        for e in v.explanations:
+            out.append(f"  #{v.index} {v.drug}: ", style="bold")
+            out.append(f"{e.message} [{e.code}]")
+            if e.citations:
+                out.append(f" ({', '.join(e.citations)})", style="dim")
+            out.append("\n")
+    return out
+
+
+def _stage_line(s: StageResult) -> str:
+    parts = []
+    if s.label is not None:
+        parts.append(s.label)
+    if s.score is not None:
+        parts.append(f"score {s.score:g}")
+    if s.band is not None:
+        parts.append(s.band)
+    if s.missing:
+        parts.append("not computed: missing " + ", ".join(s.missing))
+    return " · ".join(parts) or "–"
+
+
+def _staging(a: Assessment) -> Table:
+    t = Table(title="Staging", title_justify="left", show_lines=True)
+    t.add_column("method")
+    t.add_column("result")
+    t.add_column("breakdown")
+    for s in a.staging.values():
+        lines = [
+            f"{i.item}: {i.value}"
+            + (f" → {i.points:g}" if i.points is not None else "")
+            + (f" ({'met' if i.met else 'not met'})" if i.met is not None else "")
+            for i in s.items
+        ]
+        lines += [f"note: {n}" for n in s.notes]
+        lines.append(
+            "sources: " + ", ".join(s.citations) + ("" if s.verified else " [UNVERIFIED figures]")
+        )
+        t.add_row(s.name, _stage_line(s), "\n".join(lines))
+    return t
+
+
+def render_assessment(a: Assessment) -> RenderableType:
+    head = Text()
+    head.append(f"Patient {a.patient_id}", style="bold")
+    head.append(f" · assessed as of {a.assessed_on.isoformat()} · knowledge base {a.kb_version}\n")
+    style = {"trd": "bold red", "indeterminate": "bold yellow"}.get(a.trd.status, "bold green")
+    head.append(STATUS_TEXT[a.trd.status], style=style)
+    head.append(f" — {a.trd.failed_adequate_trials} failed adequate antidepressant trial(s)")
+    if a.trd.flags:
+        head.append("\nflags: " + ", ".join(a.trd.flags), style="bold")
+    for e in a.trd.explanations:
+        head.append(f"\n• {e.message}")
+        if e.citations:
+            head.append(f" ({', '.join(e.citations)})", style="dim")
+    parts: list[RenderableType] = [head, _trials(a), _why(a)]
+    if a.other_treatments:
+        o = Table(title="Other treatments", title_justify="left")
+        for col in ("#", "type", "dates", "details", "outcome"):
+            o.add_column(col)
+        for x in a.other_treatments:
+            o.add_row(
+                str(x.index),
+                x.type,
+                f"{x.start.isoformat()} – {x.stop.isoformat() if x.stop else 'ongoing'}",
+                x.detail,
+                x.outcome.replace("_", " "),
+            )
+        parts.append(o)
+    parts.append(_staging(a))
+    refs = Text("Sources\n", style="bold")
+    for key, text in a.citations.items():
+        refs.append(f"  [{key}] ", style="bold")
+        refs.append(f"{text}\n")
+    parts.append(refs)
+    parts.append(Text(a.disclaimer, style="italic"))
+    return Panel(Group(*parts), title=f"TRD Navigator — {a.patient_id}", title_align="left")

@@ -1,0 +1,161 @@
+"""Every user mistake gets one clear message naming file, field and expectation; exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.builders import a_history
+from trdnav.cli import app
+
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, data: Any, name: str = "h.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def _run(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args))
+
+
+def _good() -> dict[str, Any]:
+    return a_history().trial("sertraline", 150).trial("venlafaxine", 150).raw()
+
+
+def test_a_good_file_exits_0(tmp_path):
+    r = _run("assess", str(_write(tmp_path, _good())))
+    assert r.exit_code == 0, r.output
+    assert "TREATMENT-RESISTANT DEPRESSION" in r.stdout
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    p = _write(tmp_path, "patient: {id: P1\nepisode: [\n")
+    r = _run("assess", str(p))
+    assert r.exit_code == 2
+    assert "malformed YAML at line" in r.stderr
+    assert str(p) in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_an_unknown_drug_suggests_the_closest_names(tmp_path):
+    data = _good()
+    data["treatments"][1]["drug"] = "venlafaxin"
+    r = _run("assess", str(_write(tmp_path, data)))
+    assert r.exit_code == 2
+    assert "treatments[1].drug" in r.stderr
+    assert "'venlafaxine'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("mutate", "loc", "words"),
+    [
+        (
+            lambda d: d["treatments"][0]["doses"][0].update(mg_per_day=-5),
+            "treatments[0].doses[0].mg_per_day",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda d: d["treatments"][0].update(
+                stop=d["treatments"][0]["start"].replace(year=2021)
+            ),
+            "treatments[0].stop",
+            "before start",
+        ),
+        (
+            lambda d: d["treatments"][0]["doses"][0].update(
+                **{"from": d["treatments"][0]["start"].replace(year=2021)}
+            ),
+            "treatments[0].doses[0].from",
+            "outside the trial",
+        ),
+        (
+            lambda d: d["treatments"][1].update(start=d["assessed_on"].replace(year=2025)),
+            "treatments[1].start",
+            "after the assessment date",
+        ),
+        (
+            lambda d: d["treatments"][0].update(adherence=1.2),
+            "treatments[0].adherence",
+            "less than or equal to 1",
+        ),
+        (
+            lambda d: d["treatments"][0].update(adherence=-0.1),
+            "treatments[0].adherence",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda d: d["treatments"][0].update(outcome="better"),
+            "treatments[0].outcome",
+            "no_response",
+        ),
+        (lambda d: d["treatments"][0].update(type="surgery"), "treatments[0]", "medication"),
+        (lambda d: d["episode"].update(diagnosis="mdd"), "episode.diagnosis", "mdd_recurrent"),
+        (
+            lambda d: d.update(conditions=[{"name": "hypertensoin"}]),
+            "conditions[0].name",
+            "hypertension",
+        ),
+        (
+            lambda d: d.update(conditions=[{"name": "hypertension", "status": "bad"}]),
+            "conditions[0].status",
+            "controlled, uncontrolled",
+        ),
+        (lambda d: d["patient"].update(colour="blue"), "patient.colour", "unknown field"),
+        (lambda d: d.pop("episode"), "episode", "required field is missing"),
+        (lambda d: d["episode"].update(onset="2022-13-01"), "episode.onset", "valid date"),
+    ],
+)
+def test_each_bad_field_is_named_with_what_was_expected(tmp_path, mutate, loc, words):
+    data = _good()
+    mutate(data)
+    r = _run("assess", str(_write(tmp_path, data)))
+    assert r.exit_code == 2, r.stdout
+    line = next((ln for ln in r.stderr.splitlines() if loc + ":" in ln), None)
+    assert line is not None, r.stderr
+    assert words in line
+
+
+def test_all_problems_of_a_file_are_reported_together(tmp_path):
+    data = _good()
+    data["treatments"][0]["adherence"] = 2
+    data["treatments"][1]["doses"][0]["mg_per_day"] = -1
+    r = _run("assess", str(_write(tmp_path, data)))
+    assert "treatments[0].adherence" in r.stderr
+    assert "treatments[1].doses[0].mg_per_day" in r.stderr
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    r = _run("assess", str(tmp_path / "nope.yaml"))
+    assert r.exit_code == 2
+    assert "cannot read file" in r.stderr
+
+
+def test_good_files_are_still_reported_when_another_is_bad(tmp_path):
+    good = _write(tmp_path, _good(), "good.yaml")
+    bad = _write(tmp_path, "[", "bad.yaml")
+    r = _run("assess", str(good), str(bad))
+    assert r.exit_code == 2
+    assert "TREATMENT-RESISTANT" in r.stdout
+    assert "bad.yaml" in r.stderr
+
+
+def test_the_installed_command_never_prints_a_traceback(tmp_path):
+    p = _write(tmp_path, "patient: [1, 2\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "trdnav", "assess", str(p)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "malformed YAML" in r.stderr

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.builders import a_history
+from trdnav.core.assessment import assess
+from trdnav.core.reasons import Flag, ReasonCode
+
+LISTED = [
+    tuple(line.split())
+    for line in (Path(__file__).parent / "stable_codes.txt").read_text().splitlines()
+    if line and not line.startswith("#")
+]
+
+
+def test_no_published_code_was_renamed_or_removed(kb):
+    reasons = {c.value for c in ReasonCode}
+    flags = {f.value for f in Flag}
+    staging = set(assess(a_history().build(), kb).staging)
+    for kind, code in LISTED:
+        if kind == "reason":
+            assert code in reasons, code
+        elif kind == "flag":
+            assert code in flags, code
+        elif kind == "staging":
+            assert code in staging, code
+
+
+def test_every_code_in_use_is_published():
+    listed = {code for _, code in LISTED}
+    assert {c.value for c in ReasonCode} <= listed
+    assert {f.value for f in Flag} <= listed
