@@ -48,7 +48,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 def test_an_unknown_drug_suggests_the_closest_names(tmp_path):
     data = _good()
-    data["treatments"][1]["drug"] = "venlafaxin"
+    data["treatments"][1]["drug"] = "venlafoxane"
     r = _run("assess", str(_write(tmp_path, data)))
     assert r.exit_code == 2
     assert "treatments[1].drug" in r.stderr

@@ -59,3 +59,21 @@ def test_example_reports_match_their_golden_files(kb, path):
         golden.write_text(got)
     assert golden.exists(), f"missing golden file {golden}; run with TRDNAV_UPDATE_GOLDEN=1"
     assert got == golden.read_text()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_text_reports_match_their_golden_files(kb, path):
+    from rich.console import Console
+
+    from trdnav.reports.text import render_assessment
+
+    a = assess(load_history(path, kb, date(2024, 6, 1)), kb)
+    console = Console(width=100, record=True, color_system=None, file=open(os.devnull, "w"))
+    console.print(render_assessment(a))
+    console.file.close()
+    got = "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+    golden = GOLDEN / f"{path.stem}.txt"
+    if os.environ.get("TRDNAV_UPDATE_GOLDEN"):
+        golden.write_text(got)
+    assert golden.exists(), f"missing golden file {golden}; run with TRDNAV_UPDATE_GOLDEN=1"
+    assert got == golden.read_text()

@@ -30,7 +30,7 @@ def test_assess_json_keeps_the_published_contract(tmp_path):
     assert out["patient_id"] == "T1"
     assert out["trd"]["status"] == "trd"
     assert out["trd"]["failed_adequate_trials"] == 2
-    assert out["trd"]["flags"] == ["partial_resistance"]
+    assert out["trd"]["flags"] == ["partial_resistance", "chronic"]  # onset 2022, seen 2024
     t0 = out["trials"][0]
     assert {
         "index",

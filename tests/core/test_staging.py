@@ -124,11 +124,13 @@ def test_maudsley_failed_antidepressant_bands(kb, n, points):
     assert _stage(kb, b, "maudsley").items[2].points == points
 
 
-def test_european_staging_needs_two_classes_for_trd(kb):
+def test_european_staging_counts_two_failed_trials_of_any_class_as_trd(kb):
+    one = a_history().trial("sertraline", 150)
+    assert _stage(kb, one, "european").label == "non-responder"
     same = a_history().trial("sertraline", 150).trial("escitalopram", 20)
-    assert _stage(kb, same, "european").label == "non-responder"
-    two = a_history().trial("sertraline", 150).trial("venlafaxine", 150)
-    assert _stage(kb, two, "european").label == "TRD1"
+    assert _stage(kb, same, "european").label == "TRD1"
+    three = same.trial("venlafaxine", 150)
+    assert _stage(kb, three, "european").label == "TRD2"
 
 
 def test_dm_trd_lists_its_missing_inputs_instead_of_guessing(kb):

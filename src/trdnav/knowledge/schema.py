@@ -231,8 +231,9 @@ class Loinc(Strict):
 
 
 class Licence(Strict):
-    status: Literal["public_domain", "free_to_use", "free_with_permission", "copyrighted",
-                    "unknown"]
+    status: Literal[
+        "public_domain", "free_to_use", "free_with_permission", "copyrighted", "unknown"
+    ]
     store_item_text: bool
     note: str | None = None
 
@@ -257,6 +258,8 @@ class Instrument(Sourced):
     reliability: Reliability | None = None
     loinc: Loinc = Field(default_factory=Loinc)
     licence: Licence
-    suicide_item: int | None = Field(default=None, description="item whose answer > 0 is a "
-                                     "suicide-risk signal (PHQ-9 item 9, QIDS item 12)")
+    suicide_item: int | None = Field(
+        default=None,
+        description="item whose answer > 0 is a suicide-risk signal (PHQ-9 item 9, QIDS item 12)",
+    )
     added_in: str = "0.1.0"

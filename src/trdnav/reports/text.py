@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
-from rich.panel import Panel
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from trdnav.core.adequacy import TrialVerdict
 from trdnav.core.assessment import Assessment
 from trdnav.core.staging.result import StageResult
 
@@ -21,33 +22,39 @@ def _yes_no(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
+def _verdict(v: TrialVerdict) -> str:
+    if v.role != "antidepressant":
+        return "add-on, not counted"
+    if v.counts_as_failure:
+        return "FAILED"
+    if v.adequate is None:
+        return "adequacy unknown"
+    return "adequate" if v.adequate else "not adequate"
+
+
 def _trials(a: Assessment) -> Table:
-    t = Table(title="Medication trials", title_justify="left", expand=False, show_lines=False)
-    for col in (
-        "#",
-        "drug",
-        "role",
-        "max dose",
-        "min adequate",
-        "weeks ≥ min",
-        "adherence",
-        "outcome",
-        "adequate",
-        "counts",
-    ):
-        t.add_column(col)
+    t = Table(title="Medication trials", title_justify="left", padding=(0, 1))
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("drug / class", overflow="fold", min_width=12)
+    t.add_column("mg/d max/min", justify="right")
+    t.add_column("wk≥min", justify="right")
+    t.add_column("taken", justify="right", no_wrap=True)
+    t.add_column("outcome", overflow="fold", max_width=9)
+    t.add_column("verdict", overflow="fold", max_width=12)
     for v in a.trials:
+        dose = "–" if v.max_mg_per_day is None else f"{v.max_mg_per_day:g}"
+        dose += " / " + (
+            "–" if v.min_adequate_mg_per_day is None else f"{v.min_adequate_mg_per_day:g}"
+        )
         t.add_row(
             str(v.index),
-            f"{v.drug} ({v.drug_class})",
-            v.role,
-            "–" if v.max_mg_per_day is None else f"{v.max_mg_per_day:g}",
-            "–" if v.min_adequate_mg_per_day is None else f"{v.min_adequate_mg_per_day:g}",
+            f"{v.drug}\n{v.drug_class.replace('_', ' ')}",
+            dose,
             "–" if v.weeks_at_adequate_dose is None else f"{v.weeks_at_adequate_dose:g}",
             "–" if v.adherence is None else f"{v.adherence:.0%}",
             v.outcome.value.replace("_", " "),
-            _yes_no(v.adequate),
-            "FAILED" if v.counts_as_failure else "no",
+            _verdict(v),
+            style="bold" if v.counts_as_failure else None,
         )
     return t
 
@@ -73,28 +80,39 @@ def _stage_line(s: StageResult) -> str:
     if s.band is not None:
         parts.append(s.band)
     if s.missing:
-        parts.append("not computed: missing " + ", ".join(s.missing))
+        parts.append("needs: " + ", ".join(m.replace("_", " ") for m in s.missing))
     return " · ".join(parts) or "–"
 
 
-def _staging(a: Assessment) -> Table:
-    t = Table(title="Staging", title_justify="left", show_lines=True)
-    t.add_column("method")
-    t.add_column("result")
-    t.add_column("breakdown")
+def _staging(a: Assessment) -> Group:
+    t = Table(title="Staging", title_justify="left", show_lines=True, padding=(0, 1))
+    t.add_column("method", overflow="fold", max_width=16)
+    t.add_column("result", overflow="fold", max_width=20)
+    t.add_column("breakdown", overflow="fold", min_width=30)
+    notes: list[str] = []
     for s in a.staging.values():
         lines = [
-            f"{i.item}: {i.value}"
+            f"{i.item.replace('_', ' ')}: {i.value}"
             + (f" → {i.points:g}" if i.points is not None else "")
             + (f" ({'met' if i.met else 'not met'})" if i.met is not None else "")
             for i in s.items
         ]
-        lines += [f"note: {n}" for n in s.notes]
+        marks = []
+        for n in s.notes:
+            if n not in notes:
+                notes.append(n)
+            marks.append(f"[{notes.index(n) + 1}]")
         lines.append(
-            "sources: " + ", ".join(s.citations) + ("" if s.verified else " [UNVERIFIED figures]")
+            "sources: "
+            + ", ".join(s.citations)
+            + ("" if s.verified else " · UNVERIFIED")
+            + (" · see note " + " ".join(marks) if marks else "")
         )
         t.add_row(s.name, _stage_line(s), "\n".join(lines))
-    return t
+    foot = Text()
+    for k, n in enumerate(notes, start=1):
+        foot.append(f"  [{k}] {n}\n", style="dim")
+    return Group(t, foot)
 
 
 def render_assessment(a: Assessment) -> RenderableType:
@@ -131,4 +149,4 @@ def render_assessment(a: Assessment) -> RenderableType:
         refs.append(f"{text}\n")
     parts.append(refs)
     parts.append(Text(a.disclaimer, style="italic"))
-    return Panel(Group(*parts), title=f"TRD Navigator — {a.patient_id}", title_align="left")
+    return Group(Rule(f"TRD Navigator — {a.patient_id}", align="left"), *parts)

@@ -13,5 +13,7 @@ def stage_dm_trd(data: StagingInput, kb: Knowledge) -> StageResult:
         name=method.name,
         missing=method.inputs,
         verified=method.verified,
+        label="not scored (scoring unverified)",
+        notes=(method.note,) if method.note else (),
         citations=tuple(sorted(method.source)),
     )

@@ -1,9 +1,10 @@
 """European Staging Method (Souery et al. 1999).
 
-Non-responder: one failed adequate trial. TRD: failed adequate trials of at least two different
-classes, sub-staged TRD1–TRD5 by the number of failed trials (2 → TRD1 … 6 or more → TRD5, matching
-the duration ranges 12–16 … 36 weeks–1 year of 6–8-week trials). Chronic resistant depression: TRD
-that includes an augmentation strategy and has lasted at least 12 months of treatment.
+Non-responder: one failed adequate trial. TRD: at least two failed adequate antidepressant
+trials (of any class; the original does not require different classes), sub-staged TRD1–TRD5 by
+the number of failed trials (2 → TRD1 … 6 or more → TRD5, matching the duration ranges
+12–16 … 36 weeks–1 year of 6–8-week trials). Chronic resistant depression: TRD that includes an
+augmentation strategy and has lasted at least 12 months of treatment.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def stage_european(data: StagingInput, kb: Knowledge) -> StageResult:
     months_treated = completed_months(min(starts), data.as_of) if starts else 0
     if n == 0:
         stage, label = 0, "no failed adequate trial"
-    elif n == 1 or len(classes) < 2:
+    elif n == 1:
         stage, label = 1, "non-responder"
     else:
         sub = min(n - 1, int(p["max_trd_substage"]))
@@ -45,8 +46,7 @@ def stage_european(data: StagingInput, kb: Knowledge) -> StageResult:
         StageItem(
             item="different_classes",
             value=str(len(classes)),
-            met=len(classes) >= 2,
-            explanation="TRD needs failed trials of at least two different classes",
+            explanation="classes of the failed trials (recorded; the method does not require two)",
             citations=src,
         ),
         StageItem(

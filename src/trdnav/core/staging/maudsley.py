@@ -78,16 +78,19 @@ def stage_maudsley(data: StagingInput, kb: Knowledge) -> StageResult:
     score = sum(i.points or 0.0 for i in items)
     band = band_for(b["total"], score)
     notes = []
+    label = None
     if failures == 0:
+        label = "not staged: no failed adequate antidepressant trial"
         notes.append(
-            "the MSM is defined for patients with at least one failed trial; with none, "
-            "the treatment item scores 0 and the total can fall below 3"
+            "The MSM stages treatment resistance and needs at least one failed adequate trial; "
+            "with none its total (3–15) is undefined, so no score is given."
         )
     return StageResult(
         method="maudsley",
         name=method.name,
-        score=score,
-        band=band.label,
+        label=label,
+        score=None if failures == 0 else score,
+        band=None if failures == 0 else band.label,
         items=items,
         verified=method.verified,
         notes=tuple(notes),
