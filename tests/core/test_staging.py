@@ -137,3 +137,20 @@ def test_dm_trd_lists_its_missing_inputs_instead_of_guessing(kb):
     s = _stage(kb, a_history().trial("sertraline", 150), "dm_trd")
     assert s.score is None
     assert s.missing
+
+
+def test_dm_trd_records_the_inputs_given_and_names_only_the_rest(kb):
+    b = a_history().trial("sertraline", 150)
+    b.data["staging_inputs"] = {"functional_impairment": "severe", "comorbid_anxiety": "none"}
+    s = _stage(kb, b, "dm_trd")
+    assert s.score is None
+    assert [i.item for i in s.items] == ["functional_impairment", "comorbid_anxiety"]
+    assert "functional_impairment" not in s.missing
+    assert "intensified_treatment" in s.missing
+    assert not s.verified
+
+
+def test_dm_trd_inputs_in_the_knowledge_base_are_fields_of_the_history_format(kb):
+    from trdnav.core.history import StagingInputs
+
+    assert set(kb.staging["dm_trd"].inputs) <= set(StagingInputs.model_fields)

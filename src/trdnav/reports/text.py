@@ -79,8 +79,6 @@ def _stage_line(s: StageResult) -> str:
         parts.append(f"score {s.score:g}")
     if s.band is not None:
         parts.append(s.band)
-    if s.missing:
-        parts.append("needs: " + ", ".join(m.replace("_", " ") for m in s.missing))
     return " · ".join(parts) or "–"
 
 
@@ -97,6 +95,8 @@ def _staging(a: Assessment) -> Group:
             + (f" ({'met' if i.met else 'not met'})" if i.met is not None else "")
             for i in s.items
         ]
+        if s.missing:
+            lines.append("needs: " + ", ".join(m.replace("_", " ") for m in s.missing))
         marks = []
         for n in s.notes:
             if n not in notes:

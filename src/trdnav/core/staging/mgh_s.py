@@ -30,21 +30,23 @@ def stage_mgh_s(data: StagingInput, kb: Knowledge) -> StageResult:
     p = method.parameters
     src = tuple(method.source)
     items: list[StageItem] = []
-    score = 0.0
+
+    def score(item: str, value: str, points: float, explanation: str) -> None:
+        items.append(
+            StageItem(item=item, value=value, points=points, explanation=explanation, citations=src)
+        )
+
     failed_by_drug: dict[str, list[TrialVerdict]] = {}
     for v in data.verdicts:
         if v.counts_as_failure or "same_drug_already_counted" in v.reasons:
             failed_by_drug.setdefault(v.drug, []).append(v)
+    half = p["optimisation_points"]
     for drug_id, trials in sorted(failed_by_drug.items()):
-        score += p["points_per_failed_trial"]
-        items.append(
-            StageItem(
-                item="failed_trial",
-                value=drug_id,
-                points=p["points_per_failed_trial"],
-                explanation=f"failed adequate trial of {drug_id}",
-                citations=src,
-            )
+        score(
+            "failed_trial",
+            drug_id,
+            p["points_per_failed_trial"],
+            f"failed adequate trial of {drug_id}",
         )
         drug = kb.drugs[drug_id]
         usual_max = (
@@ -52,42 +54,28 @@ def stage_mgh_s(data: StagingInput, kb: Knowledge) -> StageResult:
         )
         top_dose = max((v.max_mg_per_day or 0.0 for v in trials), default=0.0)
         if usual_max is not None and top_dose >= usual_max:
-            score += p["optimisation_points"]
-            items.append(
-                StageItem(
-                    item="dose_optimisation",
-                    value=drug_id,
-                    points=p["optimisation_points"],
-                    explanation=f"{drug_id} raised to {top_dose:g} mg/day, the usual maximum "
-                    f"({usual_max:g})",
-                    citations=src,
-                )
+            score(
+                "dose_optimisation",
+                drug_id,
+                half,
+                f"{drug_id} raised to {top_dose:g} mg/day, the usual maximum ({usual_max:g})",
             )
         top_weeks = max((v.weeks_at_adequate_dose or 0.0 for v in trials), default=0.0)
         if top_weeks >= p["duration_optimisation_weeks"]:
-            score += p["optimisation_points"]
-            items.append(
-                StageItem(
-                    item="duration_optimisation",
-                    value=drug_id,
-                    points=p["optimisation_points"],
-                    explanation=f"{drug_id} held {top_weeks:g} weeks at an adequate dose "
-                    f"(≥ {p['duration_optimisation_weeks']:g})",
-                    citations=src,
-                )
+            score(
+                "duration_optimisation",
+                drug_id,
+                half,
+                f"{drug_id} held {top_weeks:g} weeks at an adequate dose "
+                f"(≥ {p['duration_optimisation_weeks']:g})",
             )
-        adds = [a for v in trials for a in _augmented(v, data, kb)]
+        adds = sorted({a.drug for v in trials for a in _augmented(v, data, kb)})
         if adds:
-            score += p["optimisation_points"]
-            items.append(
-                StageItem(
-                    item="augmentation_or_combination",
-                    value=drug_id,
-                    points=p["optimisation_points"],
-                    explanation=f"{drug_id} trial augmented or combined with "
-                    f"{', '.join(sorted({a.drug for a in adds}))}",
-                    citations=src,
-                )
+            score(
+                "augmentation_or_combination",
+                drug_id,
+                half,
+                f"{drug_id} trial augmented or combined with {', '.join(adds)}",
             )
     failed_ect = [
         t
@@ -95,20 +83,11 @@ def stage_mgh_s(data: StagingInput, kb: Knowledge) -> StageResult:
         if isinstance(t, Ect) and t.outcome in FAILED_OUTCOMES and data.in_episode(t.start, t.stop)
     ]
     if failed_ect:
-        score += p["ect_points"]
-        items.append(
-            StageItem(
-                item="failed_ect",
-                value=str(len(failed_ect)),
-                points=p["ect_points"],
-                explanation="failed course of ECT",
-                citations=src,
-            )
-        )
+        score("failed_ect", str(len(failed_ect)), p["ect_points"], "failed course of ECT")
     return StageResult(
         method="mgh_s",
         name=method.name,
-        score=score,
+        score=sum(i.points or 0.0 for i in items),
         items=tuple(items),
         verified=method.verified,
         notes=(method.note,) if method.note else (),
