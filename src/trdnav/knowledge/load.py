@@ -29,9 +29,9 @@ from trdnav.knowledge.schema import (
     ConditionVocabulary,
     Drug,
     DrugClass,
+    Instrument,
     Manifest,
     Role,
-    Sourced,
     StagingMethod,
 )
 
@@ -50,6 +50,40 @@ def normalize_drug_name(name: str) -> str:
     return "".join(tokens)
 
 
+def normalize_instrument_name(name: str) -> str:
+    """Fold case and punctuation: ``"QIDS-SR 16"`` -> ``"qidssr16"``."""
+    return re.sub(r"[^a-z0-9]+", "", name.lower())
+
+
+def instrument_defects(inst: Instrument) -> list[tuple[str, str]]:
+    """Internal consistency of one instrument: item numbers, domains, bands, rule parameters."""
+    out: list[tuple[str, str]] = []
+    numbers = [i.n for i in inst.items]
+    if numbers != list(range(1, len(numbers) + 1)):
+        out.append(("items", "items must be numbered 1..n in order"))
+    for i in inst.items:
+        if i.max < i.min:
+            out.append((f"items[{i.n - 1}]", "max is below min"))
+    for d in inst.domains:
+        if not set(d.items) <= set(numbers):
+            out.append((f"domains.{d.name}", "names an item that does not exist"))
+    if inst.domains:
+        covered = sorted(n for d in inst.domains for n in d.items)
+        if inst.scored and covered != numbers:
+            out.append(("domains", "a scored instrument's domains must cover every item once"))
+    if inst.scored and inst.total_max is None:
+        out.append(("total_max", "required for a scored instrument"))
+    for k, (a, b) in enumerate(zip(inst.bands, inst.bands[1:], strict=False)):
+        if a.max is None or a.max >= b.min:
+            out.append((f"bands[{k}]", "bands must ascend without overlap"))
+    if inst.suicide_item is not None and inst.suicide_item not in numbers:
+        out.append(("suicide_item", "names an item that does not exist"))
+    for n in inst.missing.never_missing:
+        if n not in numbers:
+            out.append(("missing.never_missing", f"item {n} does not exist"))
+    return out
+
+
 @dataclass(frozen=True)
 class Knowledge:
     manifest: Manifest
@@ -60,7 +94,24 @@ class Knowledge:
     conditions: Mapping[str, ConditionTerm]
     conditions_source: ConditionVocabulary
     staging: Mapping[str, StagingMethod]
+    instruments: Mapping[str, Instrument]
     _names: Mapping[str, str] = field(repr=False)
+    _instrument_names: Mapping[str, str] = field(repr=False)
+
+    def resolve_instrument(self, name: str) -> Instrument | None:
+        """``"phq9"``, ``"PHQ 9"`` or ``"QIDS-SR"`` -> the instrument, or None."""
+        inst_id = self._instrument_names.get(normalize_instrument_name(name))
+        return None if inst_id is None else self.instruments[inst_id]
+
+    def closest_instrument_names(self, name: str, n: int = 3) -> list[str]:
+        key = normalize_instrument_name(name)
+        hits = difflib.get_close_matches(key, list(self._instrument_names), n=n * 3, cutoff=0.5)
+        out: list[str] = []
+        for hit in hits:
+            canonical = self.instruments[self._instrument_names[hit]].name
+            if canonical not in out:
+                out.append(canonical)
+        return out[:n]
 
     @property
     def kb_version(self) -> str:
@@ -115,9 +166,9 @@ def _validate(model: type[M], data: Any, path: Path, problems: list[Problem]) ->
         return None
 
 
-def _sourced_items(obj: Any) -> Iterable[Sourced]:
-    """Every Sourced value inside a validated model, depth first."""
-    if isinstance(obj, Sourced):
+def _sourced_items(obj: Any) -> Iterable[BaseModel]:
+    """Every model with a ``source`` field inside a validated model, depth first."""
+    if isinstance(obj, BaseModel) and "source" in type(obj).model_fields:
         yield obj
     if isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
@@ -205,7 +256,32 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         if method is not None:
             staging[method.id] = method
 
+    instruments: dict[str, Instrument] = {}
+    instrument_names: dict[str, str] = {}
+    for path in sorted((root / "instruments").glob("*.yaml")):
+        inst = _validate(Instrument, _read_yaml(path, problems), path, problems)
+        if inst is None:
+            continue
+        problems.extend(
+            Problem(loc, "instrument_invalid", msg, str(path))
+            for loc, msg in instrument_defects(inst)
+        )
+        instruments[inst.id] = inst
+        for alias in (inst.id, inst.name, *inst.aliases):
+            key = normalize_instrument_name(alias)
+            if instrument_names.get(key, inst.id) != inst.id:
+                problems.append(
+                    Problem(
+                        "aliases",
+                        "ambiguous_name",
+                        f"{alias!r} also names {instrument_names[key]!r}",
+                        str(path),
+                    )
+                )
+            instrument_names[key] = inst.id
+
     everything: list[Any] = [
+        *instruments.values(),
         *classes.values(),
         *drugs.values(),
         adequacy,
@@ -213,7 +289,7 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         *staging.values(),
     ]
     for item in _sourced_items(everything):
-        for key in item.source:
+        for key in getattr(item, "source", ()):
             if key not in bibliography:
                 label = getattr(item, "id", type(item).__name__)
                 problems.append(
@@ -235,7 +311,9 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         conditions=MappingProxyType({c.id: c for c in vocabulary.conditions}),
         conditions_source=vocabulary,
         staging=MappingProxyType(staging),
+        instruments=MappingProxyType(instruments),
         _names=MappingProxyType(names),
+        _instrument_names=MappingProxyType(instrument_names),
     )
 
 
