@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 
 from trdnav.core.history import History, Measurement, Medication
+from trdnav.core.measures import measurement_problems
 from trdnav.errors import Problem
 from trdnav.knowledge.load import Knowledge
 
@@ -81,6 +82,7 @@ def check_history(history: History, kb: Knowledge, as_of: date) -> list[Problem]
             problems.extend(_check_medication(loc, t, kb))
     for i, m in enumerate(history.measurements):
         problems.extend(_check_measurement(f"measurements[{i}]", m, history, as_of))
+        problems.extend(measurement_problems(f"measurements[{i}]", m, history, kb))
     return problems
 
 

@@ -158,6 +158,16 @@ class Measurement(Model):
     total: float | None = Field(default=None, ge=0, description="total when items are absent")
 
 
+class ClinicianAlert(Model):
+    """A risk the clinician records directly (e.g. disclosed at interview): never filtered out."""
+
+    type: Literal["suicide_risk"] = "suicide_risk"
+    date: date
+    severity: Literal["low", "moderate", "high"]
+    note: str | None = Field(default=None, description="what was observed or disclosed")
+    entered_by: str | None = None
+
+
 class StagingInputs(Model):
     """Optional inputs of staging methods beyond the treatment history (DM-TRD)."""
 
@@ -183,3 +193,6 @@ class History(Model):
     treatments: tuple[Treatment, ...] = ()
     measurements: tuple[Measurement, ...] = ()
     staging_inputs: StagingInputs | None = None
+    clinician_alerts: tuple[ClinicianAlert, ...] = Field(
+        default=(), description="suicide-risk alerts entered by a clinician"
+    )

@@ -31,6 +31,7 @@ from trdnav.knowledge.schema import (
     DrugClass,
     Instrument,
     Manifest,
+    MeasurementDefaults,
     Role,
     StagingMethod,
 )
@@ -95,6 +96,7 @@ class Knowledge:
     conditions_source: ConditionVocabulary
     staging: Mapping[str, StagingMethod]
     instruments: Mapping[str, Instrument]
+    measurement: MeasurementDefaults
     _names: Mapping[str, str] = field(repr=False)
     _instrument_names: Mapping[str, str] = field(repr=False)
 
@@ -250,6 +252,12 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         root / "conditions.yaml",
         problems,
     )
+    measurement = _validate(
+        MeasurementDefaults,
+        _read_yaml(root / "measurement.yaml", problems),
+        root / "measurement.yaml",
+        problems,
+    )
     staging: dict[str, StagingMethod] = {}
     for path in sorted((root / "staging").glob("*.yaml")):
         method = _validate(StagingMethod, _read_yaml(path, problems), path, problems)
@@ -282,6 +290,7 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
 
     everything: list[Any] = [
         *instruments.values(),
+        measurement,
         *classes.values(),
         *drugs.values(),
         adequacy,
@@ -300,7 +309,33 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
                     )
                 )
 
-    if problems or manifest is None or adequacy is None or vocabulary is None:
+    if measurement is not None:
+        for rule in measurement.schedule:
+            if rule.instrument not in instruments:
+                problems.append(
+                    Problem(
+                        f"schedule.{rule.id}.instrument",
+                        "unknown_instrument",
+                        f"unknown instrument {rule.instrument!r}",
+                        str(root / "measurement.yaml"),
+                    )
+                )
+        if measurement.default_locale not in measurement.crisis_resources:
+            problems.append(
+                Problem(
+                    "default_locale",
+                    "unknown_locale",
+                    "default locale has no crisis resources",
+                    str(root / "measurement.yaml"),
+                )
+            )
+    if (
+        problems
+        or manifest is None
+        or adequacy is None
+        or vocabulary is None
+        or measurement is None
+    ):
         raise KnowledgeError(problems or [Problem("", "knowledge_missing", "incomplete")])
     return Knowledge(
         manifest=manifest,
@@ -312,6 +347,7 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         conditions_source=vocabulary,
         staging=MappingProxyType(staging),
         instruments=MappingProxyType(instruments),
+        measurement=measurement,
         _names=MappingProxyType(names),
         _instrument_names=MappingProxyType(instrument_names),
     )

@@ -263,3 +263,30 @@ class Instrument(Sourced):
         description="item whose answer > 0 is a suicide-risk signal (PHQ-9 item 9, QIDS item 12)",
     )
     added_in: str = "0.1.0"
+
+
+# --- measurement-based care ---------------------------------------------------------------------
+
+
+class ScheduleRule(Sourced):
+    id: str
+    instrument: str = Field(description="instrument id")
+    every_days: int = Field(ge=0, description="0 = at every session of the course")
+    when: Literal["acute_treatment", "interventional_course", "after_suicide_signal"]
+    label: str
+    acute_weeks: int | None = None
+
+
+class CrisisResource(Sourced):
+    name: str
+    contact: str
+
+
+class MeasurementDefaults(Strict):
+    reliable_change_z: NumberFact
+    sustained_remission_consecutive: NumberFact
+    plateau_weeks: NumberFact
+    trial_window_grace_days: NumberFact
+    schedule: tuple[ScheduleRule, ...]
+    crisis_resources: dict[str, tuple[CrisisResource, ...]]
+    default_locale: str
