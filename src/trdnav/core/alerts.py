@@ -75,18 +75,18 @@ def suicide_alerts(history: History, scored: list[ScoredMeasurement], kb: Knowle
                     verified=inst.verified,
                 )
             )
-        screen = s.score.screen
-        if s.instrument_id == "cssrs_screener" and screen is not None and screen.positive:
+        own = s.score.screen
+        if s.instrument_id == "cssrs_screener" and own is not None and own.positive:
             alerts.append(
                 Alert(
-                    severity=screen.severity or "low",
-                    message=f"C-SSRS screener on {s.date.isoformat()}: {screen.detail}",
+                    severity=own.severity or "low",
+                    message=f"C-SSRS screener on {s.date.isoformat()}: {own.detail}",
                     date=s.date,
                     route="cssrs_screener",
                     measurement_index=s.index,
-                    citation=kb.citation(screen.citations[0]),
-                    citations=screen.citations,
-                    verified=screen.verified,
+                    citation=kb.citation(own.citations[0]),
+                    citations=own.citations,
+                    verified=own.verified,
                 )
             )
     for entry in history.clinician_alerts:
