@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trdnav import __version__
+from trdnav.cli_chart import register as _register_chart
 from trdnav.core.adequacy import AdequacyRules
 from trdnav.core.assessment import assess
 from trdnav.core.history import History
@@ -191,3 +192,6 @@ def knowledge_docs_command(
     for name, text in all_documents(default_knowledge()).items():
         (out_dir / name).write_text(text, encoding="utf-8")
         sys.stdout.write(f"wrote {out_dir / name}\n")
+
+
+_register_chart(app)
