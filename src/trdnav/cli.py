@@ -62,8 +62,15 @@ def assess_command(
     today: Annotated[
         str | None, typer.Option(help="the date used when a file has no assessed_on (YYYY-MM-DD)")
     ] = None,
+    locale: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRDNAV_LOCALE", help="locale of the crisis resources shown with alerts (en-US)"
+        ),
+    ] = None,
 ) -> None:
-    """Assess treatment histories: trial adequacy, TRD status and flags, staging."""
+    """Assess treatment histories: trial adequacy, TRD status and flags, staging, measurements,
+    and suicide-risk alerts (always shown first)."""
     kb = default_knowledge()
     try:
         as_of = date.fromisoformat(today) if today else date.today()
@@ -77,6 +84,9 @@ def assess_command(
         bad.append(Problem("--min-weeks", "invalid_option", "expected a number of weeks above 0"))
     if min_adherence is not None and not 0 <= min_adherence <= 1:
         bad.append(Problem("--min-adherence", "invalid_option", "expected a fraction from 0 to 1"))
+    if locale is not None and locale not in kb.measurement.crisis_resources:
+        known = ", ".join(sorted(kb.measurement.crisis_resources))
+        bad.append(Problem("--locale", "unknown_locale", f"expected one of {known}"))
     if bad:
         _report_problems(tuple(bad))
         raise typer.Exit(2)
@@ -90,7 +100,7 @@ def assess_command(
             _report_problems(exc.problems)
             failed = True
             continue
-        results.append(assess(history, kb, rules))
+        results.append(assess(history, kb, rules, locale=locale))
     if as_json:
         payload = [r.model_dump(mode="json") for r in results]
         out.print_json(json.dumps(payload[0] if len(files) == 1 and payload else payload))
@@ -157,6 +167,36 @@ def drugs_command(
         "? = code not yet confirmed in a source; verified NO = dose figures not yet "
         "confirmed in the original."
     )
+
+
+@app.command("instruments")
+def instruments_command(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List the rating scales and screeners: items, range, bands, rules and sources."""
+    kb = default_knowledge()
+    if as_json:
+        rows = [i.model_dump(mode="json") for i in kb.instruments.values()]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    t = Table(title=f"Knowledge base {kb.kb_version}: instruments", title_justify="left")
+    for col in ("name", "rater", "items", "range", "bands", "missing items", "accepted names"):
+        t.add_column(col, overflow="fold")
+    for i in sorted(kb.instruments.values(), key=lambda i: i.name.lower()):
+        t.add_row(
+            i.name + ("" if i.verified else " (unverified)"),
+            i.rater.replace("_", " "),
+            str(len(i.items)),
+            f"{i.total_min:g}–{i.total_max:g}" if i.scored and i.total_max is not None else "–",
+            ", ".join(
+                f"{b.min:g}–{b.max:g} {b.label}" if b.max is not None else f"≥{b.min:g} {b.label}"
+                for b in i.bands
+            )
+            or "–",
+            i.missing.rule + (f" ≤ {i.missing.max_missing}" if i.missing.max_missing else ""),
+            ", ".join(i.aliases[:4]),
+        )
+    out.print(t)
 
 
 @app.command("version")

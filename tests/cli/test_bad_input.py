@@ -159,3 +159,52 @@ def test_the_installed_command_never_prints_a_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "malformed YAML" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("measurement", "loc", "words"),
+    [
+        (
+            {"instrument": "PHQ-9", "items": [1, 2, 3]},
+            "measurements[0].items",
+            "PHQ-9 has 9 items; 3 answers given",
+        ),
+        (
+            {"instrument": "PHQ-9", "items": [1, 2, 3, 4, 1, 1, 1, 1, 1]},
+            "measurements[0].items[3]",
+            "item 4 of PHQ-9 must be a whole number from 0 to 3; got 4",
+        ),
+        (
+            {"instrument": "PHQ-9", "items": [1, 2, None, None, 1, 1, 1, 1, 1]},
+            "measurements[0].items",
+            "at most 1 item(s) may be missing",
+        ),
+        (
+            {"instrument": "PHQ-9", "items": [1, 2, 1, 1, 1, 1, 1, 1, None]},
+            "measurements[0].items",
+            "item 9 may never be missing",
+        ),
+        ({"instrument": "PHQ9x", "items": [1]}, "measurements[0].instrument", "'PHQ-9'"),
+        ({"instrument": "MADRS", "total": 75}, "measurements[0].total", "from 0 to 60"),
+    ],
+)
+def test_each_bad_measurement_is_named_with_what_was_expected(tmp_path, measurement, loc, words):
+    data = _good()
+    data["measurements"] = [{"date": data["assessed_on"], **measurement}]
+    r = _run("assess", str(_write(tmp_path, data)))
+    assert r.exit_code == 2, r.stdout
+    line = next((ln for ln in r.stderr.splitlines() if loc + ":" in ln), None)
+    assert line is not None, r.stderr
+    assert words in line
+    assert "Traceback" not in r.output
+
+
+def test_a_measurement_dated_before_birth_is_refused(tmp_path):
+    data = _good()
+    birth = data["patient"]["birth_date"]
+    data["measurements"] = [
+        {"instrument": "PHQ-9", "date": birth.replace(year=birth.year - 1), "items": [0] * 9}
+    ]
+    r = _run("assess", str(_write(tmp_path, data)))
+    assert r.exit_code == 2
+    assert "measurements[0].date" in r.stderr and "before the birth date" in r.stderr

@@ -59,9 +59,10 @@ def suicide_alerts(history: History, scored: list[ScoredMeasurement], kb: Knowle
             else:
                 severity = "unassessed"
                 assessed = (
-                    "; severity not yet assessed: complete a C-SSRS screener and review today"
+                    "; severity not yet assessed: needs a same-day clinician review with a "
+                    "C-SSRS screener"
                 )
-            keys = tuple(sorted({*inst.source, "simon_2013_phq9_item9", "posner_2011_cssrs"}))
+            keys = ("posner_2011_cssrs", "simon_2013_phq9_item9")
             alerts.append(
                 Alert(
                     severity=severity,

@@ -12,8 +12,11 @@ from pydantic import BaseModel, ConfigDict
 
 from trdnav import __version__
 from trdnav.core.adequacy import AdequacyRules, TrialVerdict, assess_trial
+from trdnav.core.alerts import Alert, crisis_resources, suicide_alerts
 from trdnav.core.history import History, Medication, TreatmentBase
+from trdnav.core.measures import score_measurements
 from trdnav.core.resistance import TrdDetermination, count_distinct_failures, determine_trd
+from trdnav.core.schedule import DueItem, measurement_schedule
 from trdnav.core.staging.dm_trd import stage_dm_trd
 from trdnav.core.staging.european import stage_european
 from trdnav.core.staging.maudsley import stage_maudsley
@@ -21,6 +24,7 @@ from trdnav.core.staging.mgh_s import stage_mgh_s
 from trdnav.core.staging.result import StageResult, StagingInput
 from trdnav.core.staging.thase_rush import stage_thase_rush
 from trdnav.knowledge.load import Knowledge
+from trdnav.knowledge.schema import CrisisResource
 
 DISCLAIMER = (
     "Decision support for qualified clinicians, not a medical device and not a diagnosis: "
@@ -42,12 +46,15 @@ class OtherTreatment(BaseModel):
 class Assessment(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    alerts: tuple[Alert, ...] = ()  # first, on purpose: the safety net is never below the fold
+    crisis_resources: tuple[CrisisResource, ...] = ()
     patient_id: str
     assessed_on: date
     trd: TrdDetermination
     trials: tuple[TrialVerdict, ...]
     other_treatments: tuple[OtherTreatment, ...]
     staging: dict[str, StageResult]
+    schedule: tuple[DueItem, ...] = ()
     citations: dict[str, str]
     unverified_citations_note: str | None = None
     kb_version: str
@@ -71,12 +78,17 @@ def _other(index: int, t: TreatmentBase) -> OtherTreatment:
 
 
 def assess(
-    history: History, kb: Knowledge, rules: AdequacyRules | None = None, today: date | None = None
+    history: History,
+    kb: Knowledge,
+    rules: AdequacyRules | None = None,
+    today: date | None = None,
+    locale: str | None = None,
 ) -> Assessment:
     as_of = history.assessed_on or today
     if as_of is None:
         raise ValueError("assess() needs history.assessed_on or today")
     rules = rules or AdequacyRules.from_knowledge(kb)
+    scored = score_measurements(history, kb)
     verdicts: list[TrialVerdict] = []
     others: list[OtherTreatment] = []
     for i, t in enumerate(history.treatments):
@@ -97,18 +109,30 @@ def assess(
         "european": stage_european(data, kb),
         "dm_trd": stage_dm_trd(data, kb),
     }
+    alerts = suicide_alerts(history, scored, kb)
+    schedule = measurement_schedule(history, scored, kb, as_of)
     keys: set[str] = set(trd.citations)
+    for a in alerts:
+        keys.update(a.citations)
+    for d in schedule:
+        keys.update(d.citations)
     for v in verdicts:
         keys.update(v.citations)
     for s in staging.values():
         keys.update(s.citations)
+    resources = crisis_resources(kb, locale) if alerts else ()
+    for r in resources:
+        keys.update(r.source)
     return Assessment(
+        alerts=tuple(alerts),
+        crisis_resources=resources,
         patient_id=history.patient.id,
         assessed_on=as_of,
         trd=trd,
         trials=tuple(verdicts),
         other_treatments=tuple(others),
         staging=staging,
+        schedule=tuple(schedule),
         citations=kb.citations(keys),
         kb_version=kb.kb_version,
     )

@@ -11,6 +11,7 @@ from trdnav.core.adequacy import TrialVerdict
 from trdnav.core.assessment import Assessment
 from trdnav.core.staging.result import StageResult
 
+SEVERITY_ORDER = ["unassessed", "low", "moderate", "high"]
 STATUS_TEXT = {
     "trd": "TREATMENT-RESISTANT DEPRESSION (TRD)",
     "not_trd": "not TRD",
@@ -115,6 +116,48 @@ def _staging(a: Assessment) -> Group:
     return Group(t, foot)
 
 
+def _alerts(a: Assessment) -> Text:
+    """The safety net: printed before anything else whenever there is an alert."""
+    t = Text()
+    worst = max((al.severity for al in a.alerts), key=SEVERITY_ORDER.index)
+    t.append(
+        f"⚠ SUICIDE RISK — {len(a.alerts)} alert(s), highest: {worst.upper()}\n",
+        style="bold white on red",
+    )
+    for al in a.alerts:
+        t.append(f"  ! [{al.severity}] {al.message}", style="bold red")
+        t.append(f" ({', '.join(al.citations)})\n", style="dim")
+    if a.crisis_resources:
+        t.append(
+            "  Crisis resources: "
+            + "; ".join(f"{r.name}: {r.contact}" for r in a.crisis_resources)
+            + "\n",
+            style="bold",
+        )
+    return t
+
+
+def _schedule(a: Assessment) -> Table:
+    t = Table(title="Measurements due", title_justify="left", padding=(0, 1))
+    t.add_column("status", no_wrap=True)
+    t.add_column("instrument", overflow="fold")
+    t.add_column("due", no_wrap=True)
+    t.add_column("last done", no_wrap=True)
+    t.add_column("why", overflow="fold")
+    for d in a.schedule:
+        t.add_row(
+            d.status.replace("_", " ").upper()
+            if d.status == "overdue"
+            else d.status.replace("_", " "),
+            d.instrument,
+            d.due_on.isoformat() if d.due_on else "each session",
+            d.last_done.isoformat() if d.last_done else "–",
+            d.label + f" — {d.reason}" + ("" if d.verified else " (unverified)"),
+            style="bold red" if d.status == "overdue" else None,
+        )
+    return t
+
+
 def render_assessment(a: Assessment) -> RenderableType:
     head = Text()
     head.append(f"Patient {a.patient_id}", style="bold")
@@ -129,6 +172,8 @@ def render_assessment(a: Assessment) -> RenderableType:
         if e.citations:
             head.append(f" ({', '.join(e.citations)})", style="dim")
     parts: list[RenderableType] = [head, _trials(a), _why(a)]
+    if a.alerts:
+        parts.insert(0, _alerts(a))
     if a.other_treatments:
         o = Table(title="Other treatments", title_justify="left")
         for col in ("#", "type", "dates", "details", "outcome"):
@@ -143,10 +188,15 @@ def render_assessment(a: Assessment) -> RenderableType:
             )
         parts.append(o)
     parts.append(_staging(a))
+    if a.schedule:
+        parts.append(_schedule(a))
     refs = Text("Sources\n", style="bold")
     for key, text in a.citations.items():
         refs.append(f"  [{key}] ", style="bold")
         refs.append(f"{text}\n")
     parts.append(refs)
     parts.append(Text(a.disclaimer, style="italic"))
-    return Group(Rule(f"TRD Navigator — {a.patient_id}", align="left"), *parts)
+    rule = Rule(f"TRD Navigator — {a.patient_id}", align="left")
+    if a.alerts:  # the alert banner comes before everything, even the title rule
+        return Group(parts[0], rule, *parts[1:])
+    return Group(rule, *parts)
