@@ -133,7 +133,7 @@ def test_crisis_resources_follow_the_locale_and_default_to_us(kb):
 def test_the_assessment_carries_alerts_and_crisis_resources(kb):
     a = assess(_with(_phq9(date(2024, 5, 1), 1)).build(), kb)
     assert a.alerts and a.crisis_resources
-    assert list(a.model_dump())[0] == "alerts"
+    assert next(iter(a.model_dump())) == "alerts"
 
 
 def _file(tmp_path: Path, b) -> Path:  # type: ignore[no-untyped-def]
