@@ -13,13 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from trdnav.core.history import Esketamine, History, Ketamine, Medication, Rtms, Treatment
+from trdnav.core.history import Ect, Esketamine, History, Ketamine, Medication, Rtms, Treatment
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.schema import ScheduleRule
 
 Status = Literal["overdue", "due", "scheduled", "every_session"]
-_INTERVENTIONAL = (Esketamine, Ketamine, Rtms)
+_INTERVENTIONAL = (Esketamine, Ketamine, Rtms, Ect)
 
 
 class DueItem(BaseModel):
