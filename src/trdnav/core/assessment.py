@@ -14,7 +14,8 @@ from trdnav import __version__
 from trdnav.core.adequacy import AdequacyRules, TrialVerdict, assess_trial
 from trdnav.core.alerts import Alert, crisis_resources, suicide_alerts
 from trdnav.core.history import History, Medication, TreatmentBase
-from trdnav.core.measures import score_measurements
+from trdnav.core.measures import ScoredMeasurement, score_measurements
+from trdnav.core.reasons import Explanation, ReasonCode
 from trdnav.core.resistance import TrdDetermination, count_distinct_failures, determine_trd
 from trdnav.core.schedule import DueItem, measurement_schedule
 from trdnav.core.staging.dm_trd import stage_dm_trd
@@ -23,6 +24,8 @@ from trdnav.core.staging.maudsley import stage_maudsley
 from trdnav.core.staging.mgh_s import stage_mgh_s
 from trdnav.core.staging.result import StageResult, StagingInput
 from trdnav.core.staging.thase_rush import stage_thase_rush
+from trdnav.core.trajectory import DerivedOutcome, Trajectory, trajectories
+from trdnav.core.trial_measures import measured_trial
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.schema import CrisisResource
 
@@ -54,6 +57,7 @@ class Assessment(BaseModel):
     trials: tuple[TrialVerdict, ...]
     other_treatments: tuple[OtherTreatment, ...]
     staging: dict[str, StageResult]
+    measurements: dict[str, Trajectory] = {}
     schedule: tuple[DueItem, ...] = ()
     citations: dict[str, str]
     unverified_citations_note: str | None = None
@@ -77,6 +81,37 @@ def _other(index: int, t: TreatmentBase) -> OtherTreatment:
     )
 
 
+def _with_measured_trials(
+    history: History, scored: list[ScoredMeasurement], kb: Knowledge, as_of: date
+) -> tuple[History, dict[int, DerivedOutcome]]:
+    """Fill unknown trial outcomes and lost responses from the scores inside each trial."""
+    if not scored:
+        return history, {}
+    treatments = list(history.treatments)
+    derived: dict[int, DerivedOutcome] = {}
+    for i, t in enumerate(treatments):
+        if isinstance(t, Medication) and t.augments is None:
+            treatments[i], used = measured_trial(t, scored, kb, as_of)
+            if used is not None:
+                derived[i] = used
+    return history.model_copy(update={"treatments": tuple(treatments)}), derived
+
+
+def _from_measurements(v: TrialVerdict, d: DerivedOutcome) -> TrialVerdict:
+    note = Explanation(
+        code=ReasonCode.OUTCOME_FROM_MEASUREMENTS, message=d.explanation, citations=d.citations
+    )
+    reasons = tuple(r for r in v.reasons if r != ReasonCode.OUTCOME_UNKNOWN)
+    return v.model_copy(
+        update={
+            "outcome_source": "measurements",
+            "reasons": (*reasons, ReasonCode.OUTCOME_FROM_MEASUREMENTS.value),
+            "explanations": (*v.explanations, note),
+            "citations": tuple(dict.fromkeys((*v.citations, *d.citations))),
+        }
+    )
+
+
 def assess(
     history: History,
     kb: Knowledge,
@@ -89,6 +124,7 @@ def assess(
         raise ValueError("assess() needs history.assessed_on or today")
     rules = rules or AdequacyRules.from_knowledge(kb)
     scored = score_measurements(history, kb)
+    history, derived = _with_measured_trials(history, scored, kb, as_of)
     verdicts: list[TrialVerdict] = []
     others: list[OtherTreatment] = []
     for i, t in enumerate(history.treatments):
@@ -96,7 +132,10 @@ def assess(
             drug = kb.resolve_drug(t.drug)
             if drug is None:
                 raise ValueError(f"treatments[{i}].drug {t.drug!r} is not checked")
-            verdicts.append(assess_trial(i, t, drug, kb, rules, as_of, history.episode.onset))
+            v = assess_trial(i, t, drug, kb, rules, as_of, history.episode.onset)
+            if i in derived:
+                v = _from_measurements(v, derived[i])
+            verdicts.append(v)
         else:
             others.append(_other(i, t))
     verdicts = count_distinct_failures(verdicts)
@@ -110,12 +149,15 @@ def assess(
         "dm_trd": stage_dm_trd(data, kb),
     }
     alerts = suicide_alerts(history, scored, kb)
+    measured = trajectories(history, scored, kb)
     schedule = measurement_schedule(history, scored, kb, as_of)
     keys: set[str] = set(trd.citations)
     for a in alerts:
         keys.update(a.citations)
     for d in schedule:
         keys.update(d.citations)
+    for tr in measured.values():
+        keys.update(tr.citations)
     for v in verdicts:
         keys.update(v.citations)
     for s in staging.values():
@@ -132,6 +174,7 @@ def assess(
         trials=tuple(verdicts),
         other_treatments=tuple(others),
         staging=staging,
+        measurements=measured,
         schedule=tuple(schedule),
         citations=kb.citations(keys),
         kb_version=kb.kb_version,

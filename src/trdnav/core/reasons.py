@@ -23,6 +23,7 @@ class ReasonCode(StrEnum):
     BEFORE_CURRENT_EPISODE = "before_current_episode"
     AUGMENTATION_NOT_COUNTED = "augmentation_not_counted"
     SAME_DRUG_ALREADY_COUNTED = "same_drug_already_counted"
+    OUTCOME_FROM_MEASUREMENTS = "outcome_from_measurements"
     # TRD determination
     TWO_OR_MORE_FAILURES = "two_or_more_failures"
     FEWER_THAN_TWO_FAILURES = "fewer_than_two_failures"

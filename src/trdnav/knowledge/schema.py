@@ -287,6 +287,7 @@ class MeasurementDefaults(Strict):
     sustained_remission_consecutive: NumberFact
     plateau_weeks: NumberFact
     trial_window_grace_days: NumberFact
+    trial_baseline_lookback_days: NumberFact
     schedule: tuple[ScheduleRule, ...]
     crisis_resources: dict[str, tuple[CrisisResource, ...]]
     default_locale: str

@@ -10,6 +10,7 @@ from rich.text import Text
 from trdnav.core.adequacy import TrialVerdict
 from trdnav.core.assessment import Assessment
 from trdnav.core.staging.result import StageResult
+from trdnav.core.trajectory import TrajectoryPoint
 
 SEVERITY_ORDER = ["unassessed", "low", "moderate", "high"]
 STATUS_TEXT = {
@@ -137,6 +138,46 @@ def _alerts(a: Assessment) -> Text:
     return t
 
 
+def _yes(value: bool | None) -> str:
+    return "–" if value is None else ("YES" if value else "no")
+
+
+def _measurements(a: Assessment) -> Group:
+    t = Table(title="Measurements", title_justify="left", padding=(0, 1))
+    t.add_column("instrument", overflow="fold")
+    t.add_column("baseline", overflow="fold")
+    t.add_column("latest", overflow="fold")
+    t.add_column("change", justify="right", no_wrap=True)
+    t.add_column("response", no_wrap=True)
+    t.add_column("remission", no_wrap=True)
+    t.add_column("reliable change", overflow="fold")
+    notes = Text()
+    for tr in a.measurements.values():
+
+        def point(p: TrajectoryPoint | None) -> str:
+            if p is None:
+                return "–"
+            return f"{p.total:g} {p.band or ''}\n{p.date.isoformat()}".replace(" \n", "\n")
+
+        rc = tr.reliable_change.replace("_", " ")
+        if tr.plateau:
+            rc += "; PLATEAU"
+        if tr.relapse_on:
+            rc += f"; RELAPSE {tr.relapse_on.isoformat()}"
+        t.add_row(
+            tr.instrument + ("" if tr.verified else "\n(unverified)"),
+            point(tr.baseline),
+            point(tr.latest),
+            "–" if tr.percent_change is None else f"{tr.percent_change:+.1f}%",
+            _yes(tr.response),
+            _yes(tr.remission) + (" (sustained)" if tr.sustained_remission else ""),
+            rc,
+        )
+        for e in tr.explanations:
+            notes.append(f"  {tr.instrument}: {e}\n", style="dim")
+    return Group(t, notes)
+
+
 def _schedule(a: Assessment) -> Table:
     t = Table(title="Measurements due", title_justify="left", padding=(0, 1))
     t.add_column("status", no_wrap=True)
@@ -188,6 +229,8 @@ def render_assessment(a: Assessment) -> RenderableType:
             )
         parts.append(o)
     parts.append(_staging(a))
+    if a.measurements:
+        parts.append(_measurements(a))
     if a.schedule:
         parts.append(_schedule(a))
     refs = Text("Sources\n", style="bold")

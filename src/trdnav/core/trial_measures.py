@@ -1,0 +1,62 @@
+"""What the scores say about one medication trial: its outcome when none was recorded, and a
+response later lost on the same drug (tachyphylaxis), both from the trial's own window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from trdnav.core.history import Medication, Outcome
+from trdnav.core.measures import ScoredMeasurement
+from trdnav.core.trajectory import DerivedOutcome, derive_trial_outcome
+from trdnav.knowledge.load import Knowledge
+
+
+def response_lost_on(
+    trial: Medication,
+    derived: DerivedOutcome,
+    scored: Sequence[ScoredMeasurement],
+    kb: Knowledge,
+    as_of: date,
+) -> date | None:
+    """The first score inside the trial, after a response, that no longer meets response."""
+    inst = kb.instruments[derived.instrument_id]
+    out = inst.outcomes
+    if out is None or out.response_reduction is None or derived.baseline.total <= 0:
+        return None
+    grace = timedelta(days=kb.measurement.trial_window_grace_days.value)
+    end = min((trial.stop or as_of) + grace, as_of)
+    base = derived.baseline.total
+    responded = False
+    for s in scored:
+        total = s.score.total
+        if s.instrument_id != inst.id or total is None:
+            continue
+        if not trial.start < s.date <= end or s.date <= derived.baseline.date:
+            continue
+        meets = total <= base * (1 - out.response_reduction) or (
+            out.remission_max_total is not None and total <= out.remission_max_total
+        )
+        if meets:
+            responded = True
+        elif responded:
+            return s.date
+    return None
+
+
+def measured_trial(
+    trial: Medication, scored: Sequence[ScoredMeasurement], kb: Knowledge, as_of: date
+) -> tuple[Medication, DerivedOutcome | None]:
+    """The trial with its outcome (when unknown) and ``response_lost_on`` filled from scores."""
+    derived = derive_trial_outcome(scored, kb, trial.start, trial.stop, as_of)
+    if derived is None:
+        return trial, None
+    update: dict[str, object] = {}
+    if trial.outcome is Outcome.UNKNOWN:
+        update["outcome"] = derived.outcome
+    if trial.response_lost_on is None:
+        lost = response_lost_on(trial, derived, scored, kb, as_of)
+        if lost is not None:
+            update["response_lost_on"] = lost
+    used = derived if "outcome" in update else None
+    return (trial.model_copy(update=update) if update else trial), used
