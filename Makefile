@@ -33,6 +33,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_assess.py
+	$(BIN)/python bench/bench_measurement.py
 
 schema: $(STAMP)
 	$(BIN)/trdnav schema > docs/history-schema.json

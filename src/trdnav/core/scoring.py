@@ -8,12 +8,14 @@ with one problem per defect, each naming the item and what was expected.
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from trdnav.knowledge.schema import Instrument, ScreenRule
+from trdnav.knowledge.schema import Instrument, InstrumentItem, ScreenRule
 
 Answer = int | None
 
@@ -83,7 +85,22 @@ def _cssrs_skips(answers: list[Answer]) -> tuple[list[Answer], list[str]]:
     if len(out) >= 7 and out[5] == 0 and out[6] is None:
         out[6] = 0
         notes.append("item 7 skipped after 'no' to item 6 (screener skip logic)")
+    if len(out) >= 7 and out[5] == 0 and out[6] == 1:
+        notes.append(
+            "inconsistent answers: behaviour in the past 3 months (item 7) but none ever "
+            "(item 6); triaged on item 7 — check with the patient"
+        )
     return out, notes
+
+
+def _mdq_skips(answers: list[Answer]) -> tuple[list[Answer], list[str]]:
+    """MDQ: item 14 is asked only when more than one symptom item is 'yes'."""
+    out = list(answers)
+    if len(out) >= 14 and out[13] is None and sum(1 for a in out[:13] if a == 1) <= 1:
+        if all(a is not None for a in out[:13]):
+            out[13] = 0
+            return out, ["item 14 not asked (at most one symptom item 'yes')"]
+    return out, []
 
 
 def _check_answers(inst: Instrument, answers: Sequence[Answer]) -> list[ScoringProblem]:
@@ -99,16 +116,32 @@ def _check_answers(inst: Instrument, answers: Sequence[Answer]) -> list[ScoringP
     for k, (item, a) in enumerate(zip(inst.items, answers, strict=True)):
         if a is None:
             continue
-        if isinstance(a, bool) or not isinstance(a, int) or not item.min <= a <= item.max:
-            kind = "0 (no) or 1 (yes)" if inst.answer_type == "yes_no" else "a whole number"
+        if _whole(a) is None or not item.min <= a <= item.max:
             problems.append(
                 ScoringProblem(
                     loc=f"items[{k}]",
-                    message=f"item {item.n} of {inst.name} must be {kind} from {item.min} to "
-                    f"{item.max}; got {a!r}",
+                    message=f"item {item.n} of {inst.name} must be "
+                    f"{expected_answer(inst, item)}; got {a!r}",
                 )
             )
     return problems
+
+
+def expected_answer(inst: Instrument, item: InstrumentItem) -> str:
+    """What an item accepts, in words: '0 (no) or 1 (yes)' or 'a whole number from 0 to 3'."""
+    if inst.answer_type == "yes_no" and item.min == 0 and item.max == 1:
+        return "0 (no) or 1 (yes)"
+    return f"a whole number from {item.min} to {item.max}"
+
+
+def _whole(a: object) -> int | None:
+    """``a`` as an int when it is an integer (numpy integers included, bools not)."""
+    if isinstance(a, bool):
+        return None
+    try:
+        return operator.index(a)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 def _domain_scores(inst: Instrument, answers: Sequence[Answer]) -> dict[str, float | None]:
@@ -194,7 +227,7 @@ def _total(
         )
         return None, False, scored_domains, problems
     answered = [a for a in answers if a is not None]
-    total = float(round(sum(answered) * len(inst.items) / len(answered)))
+    total = float(math.floor(sum(answered) * len(inst.items) / len(answered) + 0.5))  # half up
     notes.append(
         f"item(s) {', '.join(map(str, missing))} missing: total prorated from "
         f"{len(answered)} answered items ({sum(answered)} × {len(inst.items)}/{len(answered)})"
@@ -314,14 +347,15 @@ def score_answers(
                     )
                 ],
             )
-        if total < inst.total_min or (inst.total_max is not None and total > inst.total_max):
+        top = inst.total_max if inst.total_max is not None else math.inf
+        if total < inst.total_min or total > top or total != int(total):
             raise ScoringError(
                 inst.name,
                 [
                     ScoringProblem(
                         loc="total",
-                        message=f"{inst.name} total must be from {inst.total_min:g} to "
-                        f"{inst.total_max:g}; got {total:g}",
+                        message=f"{inst.name} total must be a whole number from "
+                        f"{inst.total_min:g} to {top:g}; got {total:g}",
                     )
                 ],
             )
@@ -330,9 +364,12 @@ def score_answers(
         problems = _check_answers(inst, answers)
         if problems:
             raise ScoringError(inst.name, problems)
-        ans = list(answers)
+        ans = [None if a is None else _whole(a) for a in answers]
         if inst.screen is not None and inst.screen.method == "cssrs_triage":
             ans, skip_notes = _cssrs_skips(ans)
+            notes.extend(skip_notes)
+        if inst.screen is not None and inst.screen.method == "mdq":
+            ans, skip_notes = _mdq_skips(ans)
             notes.extend(skip_notes)
         item_total, prorated, domains, problems = _total(inst, ans, notes)
         if problems:
