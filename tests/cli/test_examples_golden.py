@@ -29,6 +29,7 @@ EXPECTED = {
     "07-bipolar-on-record": ("trd", 2, {"complete_resistance", "bipolarity_on_record"}, 2),
     "08-ect-history": ("trd", 4, {"complete_resistance", "chronic"}, 5),
     "09-indeterminate": ("indeterminate", 1, set(), 1),
+    "10-measured-course": ("trd", 2, {"complete_resistance"}, 2),
 }
 
 
