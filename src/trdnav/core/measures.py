@@ -8,6 +8,7 @@ sorted by date (then by input position), so the order of rows in a file never ma
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +33,21 @@ def _sex(history: History) -> str | None:
     return sex if sex in ("male", "female") else None
 
 
+@lru_cache(maxsize=65536)
+def _score(
+    kb: Knowledge,
+    instrument_id: str,
+    items: tuple[int | None, ...] | None,
+    total: float | None,
+    sex: str | None,
+) -> Score | ScoringError:
+    """Scoring is pure, and the same answers recur (checks, then assessment): memoised."""
+    try:
+        return score_answers(kb.instruments[instrument_id], items, total=total, sex=sex)
+    except ScoringError as exc:
+        return exc
+
+
 def measurement_problems(
     loc: str, m: Measurement, history: History, kb: Knowledge
 ) -> list[Problem]:
@@ -49,10 +65,9 @@ def measurement_problems(
         ]
     if m.items is None and m.total is None:
         return []  # reported by the history checks
-    try:
-        score_answers(inst, m.items, total=m.total, sex=_sex(history))
-    except ScoringError as exc:
-        return [Problem(f"{loc}.{p.loc}", "invalid_answers", p.message) for p in exc.problems]
+    result = _score(kb, inst.id, m.items, m.total, _sex(history))
+    if isinstance(result, ScoringError):
+        return [Problem(f"{loc}.{p.loc}", "invalid_answers", p.message) for p in result.problems]
     return []
 
 
@@ -63,12 +78,11 @@ def score_measurements(history: History, kb: Knowledge) -> list[ScoredMeasuremen
         inst = kb.resolve_instrument(m.instrument)
         if inst is None or (m.items is None and m.total is None):
             continue
-        try:
-            score = score_answers(inst, m.items, total=m.total, sex=_sex(history))
-        except ScoringError:
+        score = _score(kb, inst.id, m.items, m.total, _sex(history))
+        if isinstance(score, ScoringError):
             continue
-        out.append(
-            ScoredMeasurement(
+        out.append(  # every field already validated
+            ScoredMeasurement.model_construct(
                 index=i, date=m.date, instrument=inst.name, instrument_id=inst.id, score=score
             )
         )

@@ -113,6 +113,9 @@ def _check_answers(inst: Instrument, answers: Sequence[Answer]) -> list[ScoringP
             )
         )
         return problems
+    lo, hi = _ranges(inst)
+    if all(type(a) is int and lo[k] <= a <= hi[k] for k, a in enumerate(answers) if a is not None):
+        return problems  # the common case, checked in one pass
     for k, (item, a) in enumerate(zip(inst.items, answers, strict=True)):
         if a is None:
             continue
@@ -125,6 +128,18 @@ def _check_answers(inst: Instrument, answers: Sequence[Answer]) -> list[ScoringP
                 )
             )
     return problems
+
+
+_RANGES: dict[int, tuple[Instrument, tuple[int, ...], tuple[int, ...]]] = {}
+
+
+def _ranges(inst: Instrument) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per-item minima and maxima of an instrument, computed once per (immutable) instrument."""
+    entry = _RANGES.get(id(inst))
+    if entry is None or entry[0] is not inst:  # the entry holds inst, so its id is never reused
+        entry = (inst, tuple(i.min for i in inst.items), tuple(i.max for i in inst.items))
+        _RANGES[id(inst)] = entry
+    return entry[1], entry[2]
 
 
 def expected_answer(inst: Instrument, item: InstrumentItem) -> str:
@@ -364,7 +379,9 @@ def score_answers(
         problems = _check_answers(inst, answers)
         if problems:
             raise ScoringError(inst.name, problems)
-        ans = [None if a is None else _whole(a) for a in answers]
+        ans = list(answers)
+        if any(type(a) is not int for a in ans if a is not None):
+            ans = [None if a is None else _whole(a) for a in ans]
         if inst.screen is not None and inst.screen.method == "cssrs_triage":
             ans, skip_notes = _cssrs_skips(ans)
             notes.extend(skip_notes)
@@ -387,7 +404,7 @@ def score_answers(
         if inst.screen is None
         else _screen(inst.screen, inst, None if ans is None else ans, total, sex, notes)
     )
-    return Score(
+    return Score.model_construct(  # every field built above from checked values
         instrument=inst.name,
         instrument_id=inst.id,
         answers=None if ans is None else tuple(ans),

@@ -110,8 +110,8 @@ def _points(scored: Sequence[ScoredMeasurement], instrument_id: str) -> list[Tra
     out: list[TrajectoryPoint] = []
     for s in scored:
         if s.instrument_id == instrument_id and s.score.total is not None:
-            out.append(
-                TrajectoryPoint(
+            out.append(  # built from validated scores: no need to validate again
+                TrajectoryPoint.model_construct(
                     date=s.date, total=s.score.total, band=s.score.band, measurement_index=s.index
                 )
             )

@@ -3,6 +3,7 @@ response later lost on the same drug (tachyphylaxis), both from the trial's own 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -44,18 +45,32 @@ def response_lost_on(
     return None
 
 
+def _date(s: ScoredMeasurement) -> date:
+    return s.date
+
+
 def measured_trial(
     trial: Medication, scored: Sequence[ScoredMeasurement], kb: Knowledge, as_of: date
 ) -> tuple[Medication, DerivedOutcome | None]:
     """The trial with its outcome (when unknown) and ``response_lost_on`` filled from scores."""
-    derived = derive_trial_outcome(scored, kb, trial.start, trial.stop, as_of)
+    may_respond = trial.outcome in (Outcome.UNKNOWN, Outcome.RESPONSE, Outcome.REMISSION)
+    if not may_respond or (trial.outcome is not Outcome.UNKNOWN and trial.response_lost_on):
+        return trial, None  # nothing the scores could add
+    # only the scores that can fall in the trial's window (scored is sorted by date)
+    m = kb.measurement
+    first = trial.start - timedelta(days=m.trial_baseline_lookback_days.value)
+    last = (trial.stop or as_of) + timedelta(days=m.trial_window_grace_days.value)
+    window = scored[bisect_left(scored, first, key=_date) : bisect_right(scored, last, key=_date)]
+    if len(window) < 2:
+        return trial, None
+    derived = derive_trial_outcome(window, kb, trial.start, trial.stop, as_of)
     if derived is None:
         return trial, None
     update: dict[str, object] = {}
     if trial.outcome is Outcome.UNKNOWN:
         update["outcome"] = derived.outcome
     if trial.response_lost_on is None:
-        lost = response_lost_on(trial, derived, scored, kb, as_of)
+        lost = response_lost_on(trial, derived, window, kb, as_of)
         if lost is not None:
             update["response_lost_on"] = lost
     used = derived if "outcome" in update else None

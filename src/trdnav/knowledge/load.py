@@ -51,6 +51,7 @@ def normalize_drug_name(name: str) -> str:
     return "".join(tokens)
 
 
+@cache
 def normalize_instrument_name(name: str) -> str:
     """Fold case and punctuation: ``"QIDS-SR 16"`` -> ``"qidssr16"``."""
     return re.sub(r"[^a-z0-9]+", "", name.lower())
@@ -85,7 +86,7 @@ def instrument_defects(inst: Instrument) -> list[tuple[str, str]]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: hashable for memoised pure functions
 class Knowledge:
     manifest: Manifest
     bibliography: Mapping[str, BibEntry]
