@@ -22,6 +22,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from trdnav.errors import KnowledgeError, Problem
+from trdnav.knowledge.options import OptionsKnowledge, load_options
+from trdnav.knowledge.safety import SafetyKnowledge, load_safety
 from trdnav.knowledge.schema import (
     AdequacyDefaults,
     BibEntry,
@@ -35,6 +37,7 @@ from trdnav.knowledge.schema import (
     Role,
     StagingMethod,
 )
+from trdnav.knowledge.workup import WorkupKnowledge, load_workup
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -98,6 +101,9 @@ class Knowledge:
     staging: Mapping[str, StagingMethod]
     instruments: Mapping[str, Instrument]
     measurement: MeasurementDefaults
+    options: OptionsKnowledge
+    safety: SafetyKnowledge
+    workup: WorkupKnowledge
     _names: Mapping[str, str] = field(repr=False)
     _instrument_names: Mapping[str, str] = field(repr=False)
 
@@ -289,7 +295,13 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
                 )
             instrument_names[key] = inst.id
 
+    options = load_options(root, problems)
+    safety = load_safety(root, problems)
+    workup = load_workup(root, problems)
     everything: list[Any] = [
+        options,
+        safety,
+        workup,
         *instruments.values(),
         measurement,
         *classes.values(),
@@ -336,6 +348,9 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         or adequacy is None
         or vocabulary is None
         or measurement is None
+        or options is None
+        or safety is None
+        or workup is None
     ):
         raise KnowledgeError(problems or [Problem("", "knowledge_missing", "incomplete")])
     return Knowledge(
@@ -349,6 +364,9 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         staging=MappingProxyType(staging),
         instruments=MappingProxyType(instruments),
         measurement=measurement,
+        options=options,
+        safety=safety,
+        workup=workup,
         _names=MappingProxyType(names),
         _instrument_names=MappingProxyType(instrument_names),
     )
