@@ -72,13 +72,7 @@ def assess_command(
     """Assess treatment histories: trial adequacy, TRD status and flags, staging, measurements,
     and suicide-risk alerts (always shown first)."""
     kb = default_knowledge()
-    try:
-        as_of = date.fromisoformat(today) if today else date.today()
-    except ValueError:
-        _report_problems(
-            (Problem("--today", "invalid_date", f"expected YYYY-MM-DD, got {today!r}"),)
-        )
-        raise typer.Exit(2) from None
+    as_of = _as_of(today)
     bad: list[Problem] = []
     if min_weeks is not None and min_weeks <= 0:
         bad.append(Problem("--min-weeks", "invalid_option", "expected a number of weeks above 0"))
@@ -91,22 +85,101 @@ def assess_command(
         _report_problems(tuple(bad))
         raise typer.Exit(2)
     rules = AdequacyRules.from_knowledge(kb, min_weeks=min_weeks, min_adherence=min_adherence)
-    results = []
-    failed = False
-    for path in files:
-        try:
-            history = load_history(path, kb, as_of)
-        except InputError as exc:
-            _report_problems(exc.problems)
-            failed = True
-            continue
-        results.append(assess(history, kb, rules, locale=locale))
+    histories, failed = _load_all(files, kb, as_of)
+    results = [assess(h, kb, rules, locale=locale) for h in histories]
     if as_json:
         payload = [r.model_dump(mode="json") for r in results]
         out.print_json(json.dumps(payload[0] if len(files) == 1 and payload else payload))
     else:
         for r in results:
             out.print(render_assessment(r))
+    if failed:
+        raise typer.Exit(2)
+
+
+def _load_all(files: list[Path], kb: Knowledge, as_of: date) -> tuple[list[History], bool]:
+    """Every valid history; each problem of the others is reported (exit 2 comes later)."""
+    histories: list[History] = []
+    failed = False
+    for path in files:
+        try:
+            histories.append(load_history(path, kb, as_of))
+        except InputError as exc:
+            _report_problems(exc.problems)
+            failed = True
+    return histories, failed
+
+
+def _as_of(today: str | None) -> date:
+    try:
+        return date.fromisoformat(today) if today else date.today()
+    except ValueError:
+        _report_problems(
+            (Problem("--today", "invalid_date", f"expected YYYY-MM-DD, got {today!r}"),)
+        )
+        raise typer.Exit(2) from None
+
+
+TodayOption = Annotated[
+    str | None, typer.Option(help="the date used when a file has no assessed_on (YYYY-MM-DD)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@app.command("workup")
+def workup_command(
+    files: Annotated[list[Path], typer.Argument(help="history files (YAML or JSON)")],
+    as_json: JsonOption = False,
+    today: TodayOption = None,
+) -> None:
+    """The pseudo-resistance workup: screens, labs, adherence, interactions, pharmacogenomics."""
+    from trdnav.reports.text import render_workup
+
+    kb = default_knowledge()
+    histories, failed = _load_all(files, kb, _as_of(today))
+    results = [assess(h, kb) for h in histories]
+    if as_json:
+        rows = [
+            r.model_dump(mode="json", include={"patient_id", "alerts", "workup", "pgx"})
+            for r in results
+        ]
+        out.print_json(json.dumps(rows[0] if len(files) == 1 and rows else rows))
+    else:
+        for r in results:
+            out.print(render_workup(r))
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("plan")
+def plan_command(
+    files: Annotated[list[Path], typer.Argument(help="history files (YAML or JSON)")],
+    as_json: JsonOption = False,
+    patient: Annotated[
+        bool, typer.Option("--patient", help="plain-language summaries for the patient")
+    ] = False,
+    today: TodayOption = None,
+    locale: Annotated[
+        str | None, typer.Option(envvar="TRDNAV_LOCALE", help="locale of the crisis resources")
+    ] = None,
+) -> None:
+    """The next-step plan: ranked options with their guideline line, evidence and safety."""
+    from trdnav.reports.text import render_plan
+
+    kb = default_knowledge()
+    if locale is not None and locale not in kb.measurement.crisis_resources:
+        known = ", ".join(sorted(kb.measurement.crisis_resources))
+        _report_problems((Problem("--locale", "unknown_locale", f"expected one of {known}"),))
+        raise typer.Exit(2)
+    histories, failed = _load_all(files, kb, _as_of(today))
+    results = [assess(h, kb, locale=locale) for h in histories]
+    if as_json:
+        keep = {"patient_id", "alerts", "crisis_resources", "trd", "options", "safety", "citations"}
+        rows = [r.model_dump(mode="json", include=keep) for r in results]
+        out.print_json(json.dumps(rows[0] if len(files) == 1 and rows else rows))
+    else:
+        for r in results:
+            out.print(render_plan(r, patient=patient))
     if failed:
         raise typer.Exit(2)
 

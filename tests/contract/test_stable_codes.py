@@ -30,3 +30,22 @@ def test_every_code_in_use_is_published():
     listed = {code for _, code in LISTED}
     assert {c.value for c in ReasonCode} <= listed
     assert {f.value for f in Flag} <= listed
+
+
+def test_published_option_ids_and_alert_codes_still_exist(kb):
+    from typing import get_args
+
+    from trdnav.core.reevaluation import TriggerCode
+    from trdnav.core.safety import ALERT_CODES
+    from trdnav.knowledge.options import REQUIRED_OPTIONS
+
+    options = set(kb.options.options)
+    assert set(REQUIRED_OPTIONS) <= options
+    alerts = {"suicide_risk", *get_args(TriggerCode), *ALERT_CODES}
+    for kind, code in LISTED:
+        if kind == "option":
+            assert code in options, code
+        elif kind == "alert":
+            assert code in alerts, code
+    listed = {code for _, code in LISTED}
+    assert options <= listed and alerts <= listed

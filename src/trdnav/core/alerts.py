@@ -23,13 +23,15 @@ _RANK = {"unassessed": 0, "low": 1, "moderate": 2, "high": 3}
 
 
 class Alert(BaseModel):
+    """A finding the clinician must see. ``suicide_risk`` alerts come first in every output."""
+
     model_config = ConfigDict(frozen=True)
 
-    code: Literal["suicide_risk"] = "suicide_risk"
+    code: str = "suicide_risk"  # stable codes: tests/contract/stable_codes.txt
     severity: Severity
     message: str
     date: date
-    route: Literal["suicide_item", "cssrs_screener", "clinician"]
+    route: str  # suicide_item, cssrs_screener, clinician, reevaluation, safety
     measurement_index: int | None = None
     citation: str  # full reference of the first source (JSON contract)
     citations: tuple[str, ...]
@@ -106,6 +108,12 @@ def suicide_alerts(history: History, scored: list[ScoredMeasurement], kb: Knowle
         )
     alerts.sort(key=lambda a: (a.date, _RANK[a.severity]), reverse=True)
     return alerts
+
+
+def order_alerts(suicide: list[Alert], others: list[Alert]) -> list[Alert]:
+    """Suicide-risk alerts first (newest first), then the rest by severity, then newest."""
+    rest = sorted(others, key=lambda a: (-_RANK[a.severity], -a.date.toordinal(), a.code))
+    return [*suicide, *rest]
 
 
 def crisis_resources(kb: Knowledge, locale: str | None = None) -> tuple[CrisisResource, ...]:

@@ -12,11 +12,14 @@ from pydantic import BaseModel, ConfigDict
 
 from trdnav import __version__
 from trdnav.core.adequacy import AdequacyRules, TrialVerdict, assess_trial
-from trdnav.core.alerts import Alert, crisis_resources, suicide_alerts
+from trdnav.core.alerts import Alert, crisis_resources, order_alerts, suicide_alerts
 from trdnav.core.history import History, Medication, TreatmentBase
 from trdnav.core.measures import ScoredMeasurement, score_measurements
+from trdnav.core.options import OptionResult, plan_options
 from trdnav.core.reasons import Explanation, ReasonCode
+from trdnav.core.reevaluation import Trigger, reevaluation_triggers
 from trdnav.core.resistance import TrdDetermination, count_distinct_failures, determine_trd
+from trdnav.core.safety import Finding, SafetyAlert, safety_alerts, screen_current, screen_option
 from trdnav.core.schedule import DueItem, measurement_schedule
 from trdnav.core.staging.dm_trd import stage_dm_trd
 from trdnav.core.staging.european import stage_european
@@ -26,6 +29,7 @@ from trdnav.core.staging.result import StageResult, StagingInput
 from trdnav.core.staging.thase_rush import stage_thase_rush
 from trdnav.core.trajectory import DerivedOutcome, Trajectory, trajectories
 from trdnav.core.trial_measures import measured_trial
+from trdnav.core.workup import PgxRecommendation, WorkupItem, pgx_recommendations, workup
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.schema import CrisisResource
 
@@ -58,6 +62,10 @@ class Assessment(BaseModel):
     other_treatments: tuple[OtherTreatment, ...]
     staging: dict[str, StageResult]
     measurements: dict[str, Trajectory] = {}
+    options: tuple[OptionResult, ...] = ()  # the ranked plan, rank 1 first
+    safety: tuple[Finding, ...] = ()  # findings about the current regimen
+    workup: tuple[WorkupItem, ...] = ()
+    pgx: tuple[PgxRecommendation, ...] = ()
     schedule: tuple[DueItem, ...] = ()
     citations: dict[str, str]
     unverified_citations_note: str | None = None
@@ -112,6 +120,53 @@ def _from_measurements(v: TrialVerdict, d: DerivedOutcome) -> TrialVerdict:
     )
 
 
+def _safety_alert(a: SafetyAlert) -> Alert:
+    return Alert(
+        code=a.code,
+        severity=a.severity,
+        message=a.message,
+        date=a.date,
+        route="safety",
+        citation=a.citation,
+        citations=a.citations,
+        verified=a.verified,
+    )
+
+
+def _with_plan(history: History, a: Assessment, kb: Knowledge, as_of: date) -> Assessment:
+    """Screen every option and the current regimen, then rank the options for this patient."""
+    findings = {
+        o.id: screen_option(o.id, o.drugs, history, as_of, kb) for o in kb.options.options.values()
+    }
+    options = plan_options(history, a, kb, findings=findings)
+    current = screen_current(history, as_of, kb)
+    keys = set(a.citations)
+    for o in options:
+        keys.update(o.citations)
+    for f in current:
+        keys.update(f.citations)
+    return a.model_copy(
+        update={
+            "options": tuple(options),
+            "safety": tuple(current),
+            "citations": kb.citations(keys),
+        }
+    )
+
+
+def _trigger_alert(t: Trigger) -> Alert:
+    return Alert(
+        code=t.code,
+        severity=t.severity,
+        message=t.message,
+        date=t.date,
+        route=f"reevaluation:{t.reason}",
+        citation=t.citation,
+        citations=t.citations,
+        verified=t.verified,
+    )
+
+
 def assess(
     history: History,
     kb: Knowledge,
@@ -148,7 +203,14 @@ def assess(
         "european": stage_european(data, kb),
         "dm_trd": stage_dm_trd(data, kb),
     }
-    alerts = suicide_alerts(history, scored, kb)
+    triggers = reevaluation_triggers(history, scored, verdicts, trd, as_of, kb)
+    alerts = order_alerts(
+        suicide_alerts(history, scored, kb),
+        [_trigger_alert(t) for t in triggers]
+        + [_safety_alert(x) for x in safety_alerts(history, as_of, kb)],
+    )
+    checklist = workup(history, scored, verdicts, as_of, kb)
+    pgx = pgx_recommendations(history, kb)
     measured = trajectories(history, scored, kb)
     schedule = measurement_schedule(history, scored, kb, as_of)
     keys: set[str] = set(trd.citations)
@@ -158,14 +220,19 @@ def assess(
         keys.update(d.citations)
     for tr in measured.values():
         keys.update(tr.citations)
+    for w in checklist:
+        keys.update(w.citations)
+    for p in pgx:
+        keys.update(p.citations)
     for v in verdicts:
         keys.update(v.citations)
     for s in staging.values():
         keys.update(s.citations)
-    resources = crisis_resources(kb, locale) if alerts else ()
+    suicide = any(a.code == "suicide_risk" for a in alerts)
+    resources = crisis_resources(kb, locale) if suicide else ()
     for r in resources:
         keys.update(r.source)
-    return Assessment(
+    assessment = Assessment(
         alerts=tuple(alerts),
         crisis_resources=resources,
         patient_id=history.patient.id,
@@ -175,7 +242,10 @@ def assess(
         other_treatments=tuple(others),
         staging=staging,
         measurements=measured,
+        workup=tuple(checklist),
+        pgx=tuple(pgx),
         schedule=tuple(schedule),
         citations=kb.citations(keys),
         kb_version=kb.kb_version,
     )
+    return _with_plan(history, assessment, kb, as_of)

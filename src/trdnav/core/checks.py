@@ -10,6 +10,7 @@ from datetime import date
 
 from trdnav.core.history import History, Measurement, Medication
 from trdnav.core.measures import measurement_problems
+from trdnav.core.workup import workup_input_problems
 from trdnav.errors import Problem
 from trdnav.knowledge.load import Knowledge
 
@@ -83,6 +84,7 @@ def check_history(history: History, kb: Knowledge, as_of: date) -> list[Problem]
     for i, m in enumerate(history.measurements):
         problems.extend(_check_measurement(f"measurements[{i}]", m, history, as_of))
         problems.extend(measurement_problems(f"measurements[{i}]", m, history, kb))
+    problems.extend(workup_input_problems(history, kb, as_of))
     return problems
 
 

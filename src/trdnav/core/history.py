@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = 1
 
+_Date = date  # for fields named ``date`` that have a default (the name would shadow the type)
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
@@ -180,6 +182,32 @@ class StagingInputs(Model):
     intensified_treatment: Literal["none", "some", "intensive"] | None = None
 
 
+class Lab(Model):
+    """A laboratory result, in any unit the knowledge base accepts for the test."""
+
+    test: str = Field(min_length=1, description="e.g. TSH, vitamin B12, 25-OH vitamin D, CRP")
+    value: float
+    unit: str = Field(min_length=1, description="e.g. pg/mL or pmol/L for vitamin B12")
+    date: date
+
+
+class PgxResult(Model):
+    """A pharmacogenomic phenotype as reported by the laboratory."""
+
+    gene: str = Field(min_length=1, description="CYP2D6, CYP2C19 or CYP2B6")
+    phenotype: str = Field(min_length=1, description="e.g. poor, intermediate, normal, ultrarapid")
+    date: _Date | None = Field(default=None, description="date of the report")
+
+
+class CurrentMedication(Model):
+    """Any drug the patient takes now (psychiatric or not; free text, not checked)."""
+
+    drug: str = Field(min_length=1, description="any drug name, e.g. carbamazepine")
+    mg_per_day: float | None = Field(default=None, ge=0)
+    start: _Date | None = None
+    note: str | None = None
+
+
 class History(Model):
     """A patient's treatment history: the input of every assessment."""
 
@@ -195,4 +223,9 @@ class History(Model):
     staging_inputs: StagingInputs | None = None
     clinician_alerts: tuple[ClinicianAlert, ...] = Field(
         default=(), description="suicide-risk alerts entered by a clinician"
+    )
+    labs: tuple[Lab, ...] = Field(default=(), description="screening laboratory results")
+    pgx: tuple[PgxResult, ...] = Field(default=(), description="pharmacogenomic phenotypes")
+    current_medications: tuple[CurrentMedication, ...] = Field(
+        default=(), description="every drug taken now, for interaction checks"
     )

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trdnav.core.adequacy import TrialVerdict
+from trdnav.core.alerts import Alert
 from trdnav.core.assessment import Assessment
 from trdnav.core.staging.result import StageResult
 from trdnav.core.trajectory import TrajectoryPoint
@@ -120,12 +121,13 @@ def _staging(a: Assessment) -> Group:
 def _alerts(a: Assessment) -> Text:
     """The safety net: printed before anything else whenever there is an alert."""
     t = Text()
-    worst = max((al.severity for al in a.alerts), key=SEVERITY_ORDER.index)
+    suicide = [al for al in a.alerts if al.code == "suicide_risk"]
+    worst = max((al.severity for al in suicide), key=SEVERITY_ORDER.index)
     t.append(
-        f"⚠ SUICIDE RISK — {len(a.alerts)} alert(s), highest: {worst.upper()}\n",
+        f"⚠ SUICIDE RISK — {len(suicide)} alert(s), highest: {worst.upper()}\n",
         style="bold white on red",
     )
-    for al in a.alerts:
+    for al in suicide:
         t.append(f"  ! [{al.severity}] {al.message}", style="bold red")
         t.append(f" ({', '.join(al.citations)})\n", style="dim")
     if a.crisis_resources:
@@ -178,6 +180,39 @@ def _measurements(a: Assessment) -> Group:
     return Group(t, notes)
 
 
+def _other_alerts(alerts: list[Alert]) -> Text:
+    t = Text("Alerts\n", style="bold")
+    for al in alerts:
+        style = "bold red" if al.severity == "high" else "bold yellow"
+        t.append(f"  ! [{al.severity}] {al.code}: {al.message}", style=style)
+        t.append(f" ({', '.join(al.citations)})\n", style="dim")
+    return t
+
+
+def _workup(a: Assessment) -> Group:
+    t = Table(title="Pseudo-resistance workup", title_justify="left", padding=(0, 1))
+    t.add_column("cause", overflow="fold", max_width=22)
+    t.add_column("status", no_wrap=True)
+    t.add_column("finding / what to do", overflow="fold")
+    order = {"abnormal": 0, "missing": 1, "done": 2, "normal": 3}
+    for w in sorted(a.workup, key=lambda w: (order[w.status], w.id)):
+        text = w.finding + (f" → {w.suggestion}" if w.suggestion else "")
+        t.add_row(
+            w.cause + ("" if w.verified else " (unverified)"),
+            w.status.upper() if w.status == "abnormal" else w.status,
+            text,
+            style="bold" if w.status == "abnormal" else None,
+        )
+    extra = Text()
+    for p in a.pgx:
+        extra.append(
+            f"  PGx {p.gene} {p.phenotype} · {p.drug_name} ({p.context}): {p.recommendation}"
+            f" [{p.strength}] ({', '.join(p.citations)})\n",
+            style="dim" if p.verified else "",
+        )
+    return Group(t, extra)
+
+
 def _schedule(a: Assessment) -> Table:
     t = Table(title="Measurements due", title_justify="left", padding=(0, 1))
     t.add_column("status", no_wrap=True)
@@ -213,8 +248,16 @@ def render_assessment(a: Assessment) -> RenderableType:
         if e.citations:
             head.append(f" ({', '.join(e.citations)})", style="dim")
     parts: list[RenderableType] = [head, _trials(a), _why(a)]
-    if a.alerts:
+    others = [al for al in a.alerts if al.code != "suicide_risk"]
+    if others:
+        parts.insert(1, _other_alerts(others))
+    suicide_first = any(al.code == "suicide_risk" for al in a.alerts)
+    if suicide_first:
         parts.insert(0, _alerts(a))
+    if a.options:
+        parts.append(_next_steps(a))
+    if a.workup:
+        parts.append(_workup(a))
     if a.other_treatments:
         o = Table(title="Other treatments", title_justify="left")
         for col in ("#", "type", "dates", "details", "outcome"):
@@ -240,6 +283,100 @@ def render_assessment(a: Assessment) -> RenderableType:
     parts.append(refs)
     parts.append(Text(a.disclaimer, style="italic"))
     rule = Rule(f"TRD Navigator — {a.patient_id}", align="left")
-    if a.alerts:  # the alert banner comes before everything, even the title rule
+    if suicide_first:  # the suicide-risk banner comes before everything, even the title rule
         return Group(parts[0], rule, *parts[1:])
     return Group(rule, *parts)
+
+
+def render_workup(a: Assessment) -> RenderableType:
+    """The workup on its own (``trdnav workup``), under the same safety banner as the report."""
+    parts: list[RenderableType] = [Rule(f"TRD Navigator workup — {a.patient_id}", align="left")]
+    others = [al for al in a.alerts if al.code != "suicide_risk"]
+    if others:
+        parts.append(_other_alerts(others))
+    parts.append(_workup(a))
+    parts.append(Text(a.disclaimer, style="italic"))
+    if any(al.code == "suicide_risk" for al in a.alerts):
+        parts.insert(0, _alerts(a))
+    return Group(*parts)
+
+
+STATUS_STYLE = {
+    "recommended": "bold green",
+    "consider": "",
+    "caution": "bold yellow",
+    "contraindicated": "bold red",
+}
+
+
+def _next_steps(a: Assessment, limit: int = 5) -> Text:
+    t = Text("Next steps (top of the plan; `trdnav plan` explains all)\n", style="bold")
+    for o in a.options[:limit]:
+        t.append(f"  {o.rank}. {o.name} — ", style="bold")
+        t.append(o.status, style=STATUS_STYLE[o.status])
+        t.append(f" · {o.line}\n", style="dim")
+    unsafe = [o.name for o in a.options if o.status == "contraindicated"]
+    if unsafe:
+        t.append("  contraindicated for this patient: " + ", ".join(unsafe) + "\n", style="red")
+    return t
+
+
+def _plan_list(a: Assessment) -> Text:
+    """One block per option: rank, name, status; then its line, reasons and evidence."""
+    t = Text("Ranked options\n", style="bold")
+    for o in a.options:
+        name = o.name + (" (investigational)" if o.investigational else "")
+        name += " (specialist)" if o.specialist else ""
+        t.append(f"\n{o.rank:>2}. {name} — ", style="bold")
+        t.append(o.status.upper(), style=STATUS_STYLE[o.status])
+        t.append(f"\n    {o.line}\n", style="dim")
+        for r in o.reasons:
+            t.append(f"    • {r}\n")
+        if o.drugs:
+            t.append(f"    drugs: {', '.join(o.drugs)}\n")
+        for e in o.evidence[:2]:
+            mark = "" if e.verified else " (unverified)"
+            t.append(f"    ◦ {e.figure} — {e.study} [{e.citation_key}]{mark}\n", style="dim")
+    return t
+
+
+def _findings(a: Assessment) -> Text:
+    t = Text("Current regimen\n", style="bold")
+    for f in a.safety:
+        t.append(
+            f"  ! [{f.severity}] {f.code}: {f.message}", style=STATUS_STYLE.get(f.severity, "")
+        )
+        t.append(f" ({', '.join(f.citations)})\n", style="dim")
+    return t
+
+
+def render_plan(a: Assessment, patient: bool = False) -> RenderableType:
+    """``trdnav plan``: alerts, the ranked options (or plain summaries with ``patient``)."""
+    parts: list[RenderableType] = [Rule(f"TRD Navigator plan — {a.patient_id}", align="left")]
+    head = Text()
+    style = {"trd": "bold red", "indeterminate": "bold yellow"}.get(a.trd.status, "bold green")
+    head.append(STATUS_TEXT[a.trd.status], style=style)
+    head.append(f" — {a.trd.failed_adequate_trials} failed adequate antidepressant trial(s)")
+    parts.append(head)
+    others = [al for al in a.alerts if al.code != "suicide_risk"]
+    if others:
+        parts.append(_other_alerts(others))
+    if a.safety:
+        parts.append(_findings(a))
+    if patient:
+        body = Text("Options to talk about with your care team\n", style="bold")
+        for o in a.options:
+            if o.status == "contraindicated":
+                continue
+            body.append(f"\n{o.name}\n", style="bold")
+            body.append(o.summary_plain + "\n")
+        body.append(
+            "\nThese are options to discuss, not promises: results differ from person to person.\n"
+        )
+        parts.append(body)
+    else:
+        parts.append(_plan_list(a))
+    parts.append(Text(a.disclaimer, style="italic"))
+    if any(al.code == "suicide_risk" for al in a.alerts):
+        parts.insert(0, _alerts(a))
+    return Group(*parts)
