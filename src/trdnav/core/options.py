@@ -306,7 +306,7 @@ def _patient_rules(d: _Draft, f: _Facts, kb: Knowledge) -> None:
     if option.id == "pgx_testing":
         _pgx(d, f)
     antidepressant = option.category in ("switch", "optimise") or (
-        option.category == "augment"
+        option.category in ("augment", "combination")
         and bool(option.drugs)
         and all(x in kb.drugs and kb.is_antidepressant(kb.drugs[x]) for x in option.drugs)
     )
