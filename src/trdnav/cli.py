@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from trdnav import __version__
 from trdnav.cli_chart import register as _register_chart
 from trdnav.core.adequacy import AdequacyRules
-from trdnav.core.assessment import assess
+from trdnav.core.assessment import Assessment, assess
 from trdnav.core.history import History
 from trdnav.errors import InputError, KnowledgeError, Problem
 from trdnav.history_files import load_history
@@ -87,12 +88,24 @@ def assess_command(
     rules = AdequacyRules.from_knowledge(kb, min_weeks=min_weeks, min_adherence=min_adherence)
     histories, failed = _load_all(files, kb, as_of)
     results = [assess(h, kb, rules, locale=locale) for h in histories]
+    _emit(results, len(files), as_json, None, render_assessment, failed)
+
+
+def _emit(
+    results: list[Assessment],
+    n_files: int,
+    as_json: bool,
+    include: set[str] | None,
+    render: Callable[[Assessment], RenderableType],
+    failed: bool,
+) -> None:
+    """Print the results (one JSON object for one file, else a list); exit 2 after any error."""
     if as_json:
-        payload = [r.model_dump(mode="json") for r in results]
-        out.print_json(json.dumps(payload[0] if len(files) == 1 and payload else payload))
+        rows = [r.model_dump(mode="json", include=include) for r in results]
+        out.print_json(json.dumps(rows[0] if n_files == 1 and rows else rows))
     else:
         for r in results:
-            out.print(render_assessment(r))
+            out.print(render(r))
     if failed:
         raise typer.Exit(2)
 
@@ -138,17 +151,8 @@ def workup_command(
     kb = default_knowledge()
     histories, failed = _load_all(files, kb, _as_of(today))
     results = [assess(h, kb) for h in histories]
-    if as_json:
-        rows = [
-            r.model_dump(mode="json", include={"patient_id", "alerts", "workup", "pgx"})
-            for r in results
-        ]
-        out.print_json(json.dumps(rows[0] if len(files) == 1 and rows else rows))
-    else:
-        for r in results:
-            out.print(render_workup(r))
-    if failed:
-        raise typer.Exit(2)
+    keep = {"patient_id", "alerts", "crisis_resources", "workup", "pgx"}
+    _emit(results, len(files), as_json, keep, render_workup, failed)
 
 
 @app.command("plan")
@@ -173,15 +177,8 @@ def plan_command(
         raise typer.Exit(2)
     histories, failed = _load_all(files, kb, _as_of(today))
     results = [assess(h, kb, locale=locale) for h in histories]
-    if as_json:
-        keep = {"patient_id", "alerts", "crisis_resources", "trd", "options", "safety", "citations"}
-        rows = [r.model_dump(mode="json", include=keep) for r in results]
-        out.print_json(json.dumps(rows[0] if len(files) == 1 and rows else rows))
-    else:
-        for r in results:
-            out.print(render_plan(r, patient=patient))
-    if failed:
-        raise typer.Exit(2)
+    keep = {"patient_id", "alerts", "crisis_resources", "trd", "options", "safety", "citations"}
+    _emit(results, len(files), as_json, keep, lambda r: render_plan(r, patient=patient), failed)
 
 
 @app.command("schema")

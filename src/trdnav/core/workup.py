@@ -182,6 +182,15 @@ def read_lab(lab: Lab, kb: Knowledge, sex: str | None = None) -> LabReading | No
     if test is None or unit is None:
         return None
     value = lab.value * unit.to_canonical
+    common = {
+        "test": test.id,
+        "name": test.name,
+        "date": lab.date,
+        "value": lab.value,
+        "unit": lab.unit,
+        "canonical_value": round(value, 3),
+        "canonical_unit": test.canonical_unit,
+    }
     for rule in test.rules:
         if rule.sex is not None and rule.sex != sex:
             continue
@@ -189,26 +198,14 @@ def read_lab(lab: Lab, kb: Knowledge, sex: str | None = None) -> LabReading | No
             rule.above is not None and value > rule.above
         ):
             return LabReading(
-                test=test.id,
-                name=test.name,
-                date=lab.date,
-                value=lab.value,
-                unit=lab.unit,
-                canonical_value=round(value, 3),
-                canonical_unit=test.canonical_unit,
+                **common,
                 abnormal=True,
                 finding=rule.finding,
                 citations=tuple(dict.fromkeys((*test.source, *rule.source))),
                 verified=test.verified and rule.verified,
             )
     return LabReading(
-        test=test.id,
-        name=test.name,
-        date=lab.date,
-        value=lab.value,
-        unit=lab.unit,
-        canonical_value=round(value, 3),
-        canonical_unit=test.canonical_unit,
+        **common,
         abnormal=False,
         finding=f"{test.name} within the reference range",
         citations=test.source,
