@@ -222,6 +222,7 @@ def test_two_failures_in_one_class_demote_a_switch_within_it():
     [
         (lambda b: b.episode(severity="severe_psychotic"), "psychotic features"),
         (lambda b: b.condition("catatonia"), "catatonia"),
+        (lambda b: b.condition("poor_oral_intake"), "poor food or fluid intake"),
         (
             lambda b: b.data.__setitem__(
                 "clinician_alerts", [{"date": date(2024, 5, 1), "severity": "high"}]
@@ -237,6 +238,26 @@ def test_ect_moves_up_when_urgent(change: Any, why: str):
     ect = next(r for r in out if r.id == "ect")
     assert ect.status == "recommended" and ect.rank == 1
     assert why in ect.reasons[-1]
+
+
+def test_a_high_non_suicide_alert_does_not_move_ect_up():
+    from trdnav.core.alerts import Alert
+
+    h = recent().episode(severity="severe").build()
+    a = assess(h, KB)
+    high = Alert(
+        code="serotonin_syndrome_risk",
+        severity="high",
+        message="test",
+        date=date(2024, 5, 1),
+        route="safety",
+        citation="test",
+        citations=(),
+        verified=True,
+    )
+    out = {r.id: r for r in plan_options(h, a.model_copy(update={"alerts": (high,)}), KB)}
+    assert out["ect"].status == "consider"
+    assert not any("suicide" in x for x in out["ect"].reasons)
 
 
 def test_ect_is_not_moved_up_without_an_urgent_reason():

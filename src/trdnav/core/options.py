@@ -157,10 +157,12 @@ def _facts(history: History, assessment: Assessment, kb: Knowledge) -> _Facts:
     urgent: list[str] = []
     if history.episode.severity == Severity.SEVERE_PSYCHOTIC:
         urgent.append("severe depression with psychotic features")
-    if any(a.severity == "high" for a in assessment.alerts):
+    if any(a.code == "suicide_risk" and a.severity == "high" for a in assessment.alerts):
         urgent.append("a high suicide-risk alert")
     if any(c.name == "catatonia" for c in history.conditions):
         urgent.append("catatonia")
+    if any(c.name == "poor_oral_intake" for c in history.conditions):
+        urgent.append("poor food or fluid intake")
     tried = {
         TRIED_AS[t.type]: t.outcome
         for t in sorted(assessment.other_treatments, key=lambda t: (t.start, t.type))
