@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench schema knowledge clean
+.PHONY: run test lint typecheck unit services bench schema knowledge clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+services:  # the PostgreSQL server the storage and web tests use
+	bash .ci/ensure-postgres
+
+unit: $(STAMP) services
 	$(BIN)/pytest
 
 test: lint typecheck unit

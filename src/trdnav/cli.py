@@ -15,6 +15,7 @@ from rich.table import Table
 
 from trdnav import __version__
 from trdnav.cli_chart import register as _register_chart
+from trdnav.cli_db import register as _register_db
 from trdnav.core.adequacy import AdequacyRules
 from trdnav.core.assessment import Assessment, assess
 from trdnav.core.history import History
@@ -305,3 +306,4 @@ def knowledge_docs_command(
 
 
 _register_chart(app)
+_register_db(app)

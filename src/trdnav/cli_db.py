@@ -1,0 +1,146 @@
+"""`trdnav db upgrade`, `import`, `export`, `backup`, `restore`: the store from the command line.
+
+The database is ``--database-url`` or ``TRDNAV_DATABASE_URL`` (default ``sqlite:///./trdnav.db``).
+Files are validated exactly as ``trdnav assess`` does; invalid input exits 2 naming file and field,
+and a file with any problem stores nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from trdnav.errors import InputError, Problem, TrdnavError
+from trdnav.history_files import load_history
+from trdnav.knowledge.load import default_knowledge
+from trdnav.storage import backup as backups
+from trdnav.storage import repository
+from trdnav.storage.engine import make_engine, make_sessionmaker
+from trdnav.storage.migrations import upgrade
+from trdnav.storage.settings import DEFAULT_DATABASE_URL, ENV_VAR, normalise_url
+
+DatabaseUrl = Annotated[
+    str,
+    typer.Option("--database-url", envvar=ENV_VAR, help="SQLAlchemy URL of the database"),
+]
+
+
+def _report(problems: list[Problem]) -> None:
+    from trdnav.cli import _report_problems  # cli imports this module: import when run
+
+    _report_problems(tuple(problems))
+
+
+def _who() -> str:
+    return "cli:" + (os.environ.get("USER") or "unknown")
+
+
+def _fail(code: str, message: str) -> typer.Exit:
+    _report([Problem("", code, message)])
+    return typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the database commands to ``app``."""
+    db_app = typer.Typer(help="The database: create or upgrade its tables.", no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+
+    @db_app.command("upgrade")
+    def upgrade_command(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
+        """Create or upgrade the tables to the latest migration."""
+        upgrade(normalise_url(database_url))
+        typer.echo("database is up to date")
+
+    @app.command("import")
+    def import_command(
+        files: Annotated[list[Path], typer.Argument(help="history files (YAML or JSON)")],
+        database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+        today: Annotated[
+            str | None,
+            typer.Option(help="the date used when a file has no assessed_on (YYYY-MM-DD)"),
+        ] = None,
+    ) -> None:
+        """Store histories in the database (a patient already stored is replaced)."""
+        try:
+            as_of = date.fromisoformat(today) if today else date.today()
+        except ValueError:
+            raise _fail("invalid_date", f"--today: expected YYYY-MM-DD, got {today!r}") from None
+        kb = default_knowledge()
+        histories = []
+        failed = False
+        for path in files:
+            try:
+                histories.append(load_history(path, kb, as_of))
+            except InputError as exc:
+                _report(list(exc.problems))
+                failed = True
+        if histories:
+            url = normalise_url(database_url)
+            upgrade(url)
+            engine = make_engine(url)
+            try:
+                with make_sessionmaker(engine)() as session:
+                    for history in histories:
+                        pid = repository.save_history(session, history, _who())
+                        typer.echo(f"stored {pid}")
+            finally:
+                engine.dispose()
+        if failed:
+            raise typer.Exit(2)
+
+    @app.command("export")
+    def export_command(
+        patient_ids: Annotated[
+            list[str] | None, typer.Argument(help="patients to export (default: all)")
+        ] = None,
+        out_dir: Annotated[Path, typer.Option("--out", help="folder to write to")] = Path("."),
+        database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    ) -> None:
+        """Write stored histories as history files (<patient id>.yaml)."""
+        engine = make_engine(normalise_url(database_url))
+        try:
+            with make_sessionmaker(engine)() as session:
+                ids = patient_ids or repository.list_patients(session, user=_who())
+                out_dir.mkdir(parents=True, exist_ok=True)
+                for pid in ids:
+                    try:
+                        history = repository.load_history(session, pid, user=_who())
+                    except repository.PatientNotFoundError as exc:
+                        raise _fail("unknown_patient", str(exc)) from None
+                    data = history.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    target = out_dir / f"{pid}.yaml"
+                    target.write_text(
+                        yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+                    )
+                    typer.echo(f"wrote {target}")
+        finally:
+            engine.dispose()
+
+    @app.command("backup")
+    def backup_command(
+        out_file: Annotated[Path, typer.Argument(help="the backup file to write")],
+        database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    ) -> None:
+        """Back up the database (SQLite: a database file; PostgreSQL: a pg_dump SQL file)."""
+        try:
+            backups.backup(normalise_url(database_url), out_file)
+        except TrdnavError as exc:
+            raise _fail("backup_failed", str(exc)) from None
+        typer.echo(f"wrote {out_file}")
+
+    @app.command("restore")
+    def restore_command(
+        in_file: Annotated[Path, typer.Argument(help="a backup written by `trdnav backup`")],
+        database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    ) -> None:
+        """Replace the database's content with a backup."""
+        try:
+            backups.restore(normalise_url(database_url), in_file)
+        except TrdnavError as exc:
+            raise _fail("restore_failed", str(exc)) from None
+        typer.echo(f"restored {in_file}")

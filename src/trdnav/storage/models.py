@@ -1,0 +1,257 @@
+"""SQLAlchemy 2 typed models of the store. Each child row keeps its ``position`` in the history.
+
+The history's pydantic models stay the one definition of a treatment or a measurement; these tables
+map them (see :mod:`trdnav.storage.repository`). ``audit_events`` is append-only: the ORM refuses
+updates and deletes (a ``before_flush`` listener) and PostgreSQL refuses them with a trigger.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    event,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from trdnav.errors import TrdnavError
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("admin", "clinician", "read_only")
+SEXES = ("female", "male", "other", "unknown")
+OUTCOMES = ("no_response", "partial_response", "response", "remission", "intolerance", "unknown")
+TREATMENT_TYPES = ("medication", "ect", "rtms", "esketamine", "ketamine", "psychotherapy")
+
+
+def _enum(name: str, values: tuple[str, ...]) -> SAEnum:
+    return SAEnum(*values, name=name, native_enum=False, create_constraint=True, length=32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _child(name: str) -> Any:
+    return relationship(
+        name, cascade="all, delete-orphan", order_by=f"{name}.position", passive_deletes=True
+    )
+
+
+def _patient_fk() -> Mapped[int]:
+    return mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(_enum("role", ROLES))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(120), unique=True)
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(_enum("sex", SEXES))
+    pregnant: Mapped[bool] = mapped_column(Boolean)
+    breastfeeding: Mapped[bool] = mapped_column(Boolean)
+    assessed_on: Mapped[date | None] = mapped_column(Date)
+    staging_inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    episode: Mapped[Episode | None] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, uselist=False
+    )
+    conditions: Mapped[list[Condition]] = _child("Condition")
+    treatments: Mapped[list[Treatment]] = _child("Treatment")
+    measurements: Mapped[list[Measurement]] = _child("Measurement")
+    labs: Mapped[list[Lab]] = _child("Lab")
+    pgx_results: Mapped[list[PgxResult]] = _child("PgxResult")
+    current_medications: Mapped[list[CurrentMedication]] = _child("CurrentMedication")
+    clinician_alerts: Mapped[list[ClinicianAlert]] = _child("ClinicianAlert")
+
+
+class Episode(Base):
+    __tablename__ = "episodes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), unique=True
+    )
+    onset: Mapped[date] = mapped_column(Date)
+    diagnosis: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(32))
+
+
+class Condition(Base):
+    __tablename__ = "conditions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str | None] = mapped_column(String(120))
+
+
+class Treatment(Base):
+    __tablename__ = "treatments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(_enum("treatment_type", TREATMENT_TYPES))
+    start: Mapped[date] = mapped_column(Date)
+    stop: Mapped[date | None] = mapped_column(Date)
+    outcome: Mapped[str] = mapped_column(_enum("outcome", OUTCOMES))
+    note: Mapped[str | None] = mapped_column(Text)
+    drug: Mapped[str | None] = mapped_column(String(200))
+    adherence: Mapped[float | None] = mapped_column(Float)
+    augments: Mapped[str | None] = mapped_column(String(200))
+    serum_level: Mapped[float | None] = mapped_column(Float)
+    response_lost_on: Mapped[date | None] = mapped_column(Date)
+    sessions: Mapped[int | None] = mapped_column(Integer)
+    electrode_placement: Mapped[str | None] = mapped_column(String(32))
+    protocol: Mapped[str | None] = mapped_column(String(32))
+    mg_per_session: Mapped[float | None] = mapped_column(Float)
+    route: Mapped[str | None] = mapped_column(String(32))
+    mg_per_kg: Mapped[float | None] = mapped_column(Float)
+    modality: Mapped[str | None] = mapped_column(String(32))
+    dose_steps: Mapped[list[DoseStep]] = relationship(
+        cascade="all, delete-orphan", order_by="DoseStep.position", passive_deletes=True
+    )
+
+
+class DoseStep(Base):
+    __tablename__ = "dose_steps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    treatment_id: Mapped[int] = mapped_column(
+        ForeignKey("treatments.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    from_date: Mapped[date] = mapped_column(Date)
+    mg_per_day: Mapped[float] = mapped_column(Float)
+
+
+class Measurement(Base):
+    __tablename__ = "measurements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    instrument: Mapped[str] = mapped_column(String(64))
+    date: Mapped[date] = mapped_column(Date)
+    items: Mapped[list[int | None] | None] = mapped_column(JSON)
+    total: Mapped[float | None] = mapped_column(Float)
+
+
+class Lab(Base):
+    __tablename__ = "labs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    test: Mapped[str] = mapped_column(String(120))
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32))
+    date: Mapped[date] = mapped_column(Date)
+
+
+class PgxResult(Base):
+    __tablename__ = "pgx_results"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    gene: Mapped[str] = mapped_column(String(32))
+    phenotype: Mapped[str] = mapped_column(String(64))
+    date: Mapped[date | None] = mapped_column(Date)
+
+
+class CurrentMedication(Base):
+    __tablename__ = "current_medications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    drug: Mapped[str] = mapped_column(String(200))
+    mg_per_day: Mapped[float | None] = mapped_column(Float)
+    start: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ClinicianAlert(Base):
+    __tablename__ = "clinician_alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    date: Mapped[date] = mapped_column(Date)
+    severity: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    entered_by: Mapped[str | None] = mapped_column(String(120))
+
+
+class AlertAcknowledgement(Base):
+    __tablename__ = "alert_acknowledgements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    alert_key: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(64))
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kb_version: Mapped[str] = mapped_column(String(32))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    who: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str | None] = mapped_column(String(120))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class AppendOnlyError(TrdnavError):
+    """An audit event was about to be updated or deleted."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_audit_changes(session: Session, _context: Any, _instances: Any) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise AppendOnlyError("audit events are append-only")

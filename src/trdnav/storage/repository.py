@@ -1,0 +1,275 @@
+"""Saving and loading whole histories; every read and write leaves an audit event.
+
+``save_history`` replaces a patient's full record in one transaction (committed on success, rolled
+back on any error) and bumps the patient's ``version``; pass ``expected_version`` for optimistic
+locking. Patients are addressed by their clinic identifier (``history.patient.id``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from trdnav.core import history as h
+from trdnav.errors import TrdnavError
+from trdnav.storage import models as m
+
+_TREATMENT_FIELDS = (
+    "drug",
+    "adherence",
+    "augments",
+    "serum_level",
+    "response_lost_on",
+    "sessions",
+    "electrode_placement",
+    "protocol",
+    "mg_per_session",
+    "route",
+    "mg_per_kg",
+    "modality",
+)
+
+
+class StaleRecordError(TrdnavError):
+    """The stored record changed since it was read (its version differs from the expected one)."""
+
+    def __init__(self, patient_id: str, expected: int, stored: int) -> None:
+        self.patient_id, self.expected, self.stored = patient_id, expected, stored
+        super().__init__(
+            f"patient {patient_id}: stored version {stored}, expected {expected} "
+            "(someone else saved it first)"
+        )
+
+
+class PatientNotFoundError(TrdnavError):
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        super().__init__(f"no patient {patient_id!r}")
+
+
+def record_audit(
+    session: Session,
+    who: str,
+    action: str,
+    entity: str,
+    entity_id: str | None = None,
+    ip: str | None = None,
+) -> None:
+    session.add(
+        m.AuditEvent(
+            who=who, at=datetime.now(UTC), action=action, entity=entity, entity_id=entity_id, ip=ip
+        )
+    )
+
+
+def _get_patient(session: Session, patient_id: str) -> m.Patient | None:
+    query = (
+        select(m.Patient)
+        .where(m.Patient.external_id == patient_id)
+        .options(
+            selectinload(m.Patient.episode),
+            selectinload(m.Patient.conditions),
+            selectinload(m.Patient.treatments).selectinload(m.Treatment.dose_steps),
+            selectinload(m.Patient.measurements),
+            selectinload(m.Patient.labs),
+            selectinload(m.Patient.pgx_results),
+            selectinload(m.Patient.current_medications),
+            selectinload(m.Patient.clinician_alerts),
+        )
+    )
+    return session.scalars(query).one_or_none()
+
+
+def _treatment_row(i: int, t: Any) -> m.Treatment:
+    row = m.Treatment(
+        position=i, type=t.type, start=t.start, stop=t.stop, outcome=str(t.outcome), note=t.note
+    )
+    for name in _TREATMENT_FIELDS:
+        if name in type(t).model_fields:
+            setattr(row, name, getattr(t, name))
+    if isinstance(t, h.Medication):
+        row.dose_steps = [
+            m.DoseStep(position=j, from_date=d.from_, mg_per_day=d.mg_per_day)
+            for j, d in enumerate(t.doses)
+        ]
+    return row
+
+
+def _fill(p: m.Patient, history: h.History) -> None:
+    pt = history.patient
+    p.birth_date, p.sex = pt.birth_date, pt.sex.value
+    p.pregnant, p.breastfeeding = pt.pregnant, pt.breastfeeding
+    p.assessed_on = history.assessed_on
+    p.staging_inputs = (
+        history.staging_inputs.model_dump(mode="json") if history.staging_inputs else None
+    )
+    ep = history.episode
+    p.episode = m.Episode(onset=ep.onset, diagnosis=ep.diagnosis.value, severity=ep.severity.value)
+    p.conditions = [
+        m.Condition(position=i, name=c.name, status=c.status)
+        for i, c in enumerate(history.conditions)
+    ]
+    p.treatments = [_treatment_row(i, t) for i, t in enumerate(history.treatments)]
+    p.measurements = [
+        m.Measurement(
+            position=i,
+            instrument=x.instrument,
+            date=x.date,
+            items=list(x.items) if x.items is not None else None,
+            total=x.total,
+        )
+        for i, x in enumerate(history.measurements)
+    ]
+    p.labs = [
+        m.Lab(position=i, test=x.test, value=x.value, unit=x.unit, date=x.date)
+        for i, x in enumerate(history.labs)
+    ]
+    p.pgx_results = [
+        m.PgxResult(position=i, gene=x.gene, phenotype=x.phenotype, date=x.date)
+        for i, x in enumerate(history.pgx)
+    ]
+    p.current_medications = [
+        m.CurrentMedication(
+            position=i, drug=x.drug, mg_per_day=x.mg_per_day, start=x.start, note=x.note
+        )
+        for i, x in enumerate(history.current_medications)
+    ]
+    p.clinician_alerts = [
+        m.ClinicianAlert(
+            position=i,
+            type=x.type,
+            date=x.date,
+            severity=x.severity,
+            note=x.note,
+            entered_by=x.entered_by,
+        )
+        for i, x in enumerate(history.clinician_alerts)
+    ]
+
+
+def save_history(
+    session: Session,
+    history: h.History,
+    user: str,
+    expected_version: int | None = None,
+    ip: str | None = None,
+) -> str:
+    """Create or replace the patient's full record; commit; return the patient id.
+
+    Raises :class:`StaleRecordError` (nothing stored) when ``expected_version`` is given and the
+    stored version differs (a new patient has version 0).
+    """
+    patient_id = history.patient.id
+    try:
+        p = _get_patient(session, patient_id)
+        stored = p.version if p is not None else 0
+        if expected_version is not None and expected_version != stored:
+            raise StaleRecordError(patient_id, expected_version, stored)
+        if p is None:
+            p = m.Patient(external_id=patient_id, version=1)
+            session.add(p)
+            action = "create"
+        else:
+            # children are replaced: delete the old rows before inserting the new ones
+            p.episode = None
+            p.conditions, p.treatments, p.measurements, p.labs = [], [], [], []
+            p.pgx_results, p.current_medications, p.clinician_alerts = [], [], []
+            session.flush()
+            p.version = stored + 1
+            action = "update"
+        _fill(p, history)
+        record_audit(session, user, action, "patient", patient_id, ip)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return patient_id
+
+
+def _treatment(t: m.Treatment) -> Any:
+    common: dict[str, Any] = {
+        "type": t.type,
+        "start": t.start,
+        "stop": t.stop,
+        "outcome": t.outcome,
+        "note": t.note,
+    }
+    for name in _TREATMENT_FIELDS:
+        value = getattr(t, name)
+        if value is not None:
+            common[name] = value
+    if t.type == "medication":
+        common["doses"] = [{"from": d.from_date, "mg_per_day": d.mg_per_day} for d in t.dose_steps]
+    return common
+
+
+def _to_history(p: m.Patient) -> h.History:
+    ep = p.episode
+    if ep is None:  # pragma: no cover - save_history always writes an episode
+        raise PatientNotFoundError(p.external_id)
+    data: dict[str, Any] = {
+        "patient": {
+            "id": p.external_id,
+            "birth_date": p.birth_date,
+            "sex": p.sex,
+            "pregnant": p.pregnant,
+            "breastfeeding": p.breastfeeding,
+        },
+        "assessed_on": p.assessed_on,
+        "episode": {"onset": ep.onset, "diagnosis": ep.diagnosis, "severity": ep.severity},
+        "conditions": [{"name": c.name, "status": c.status} for c in p.conditions],
+        "treatments": [_treatment(t) for t in p.treatments],
+        "measurements": [
+            {"instrument": x.instrument, "date": x.date, "items": x.items, "total": x.total}
+            for x in p.measurements
+        ],
+        "staging_inputs": p.staging_inputs,
+        "clinician_alerts": [
+            {
+                "type": x.type,
+                "date": x.date,
+                "severity": x.severity,
+                "note": x.note,
+                "entered_by": x.entered_by,
+            }
+            for x in p.clinician_alerts
+        ],
+        "labs": [
+            {"test": x.test, "value": x.value, "unit": x.unit, "date": x.date} for x in p.labs
+        ],
+        "pgx": [{"gene": x.gene, "phenotype": x.phenotype, "date": x.date} for x in p.pgx_results],
+        "current_medications": [
+            {"drug": x.drug, "mg_per_day": x.mg_per_day, "start": x.start, "note": x.note}
+            for x in p.current_medications
+        ],
+    }
+    return h.History.model_validate(data)
+
+
+def load_history(session: Session, patient_id: str, user: str = "system") -> h.History:
+    """The stored history, rebuilt exactly as saved; raises :class:`PatientNotFoundError`."""
+    p = _get_patient(session, patient_id)
+    if p is None:
+        raise PatientNotFoundError(patient_id)
+    history = _to_history(p)
+    record_audit(session, user, "read", "patient", patient_id)
+    session.commit()
+    return history
+
+
+def patient_version(session: Session, patient_id: str) -> int | None:
+    return session.scalar(select(m.Patient.version).where(m.Patient.external_id == patient_id))
+
+
+def list_patients(session: Session, search: str | None = None, user: str = "system") -> list[str]:
+    """Patient ids in order, optionally those containing ``search`` (case-insensitive)."""
+    query = select(m.Patient.external_id).order_by(m.Patient.external_id)
+    if search:
+        query = query.where(m.Patient.external_id.ilike(f"%{search}%"))
+    ids = list(session.scalars(query))
+    record_audit(session, user, "list", "patient", search)
+    session.commit()
+    return ids
