@@ -16,6 +16,7 @@ from rich.table import Table
 from trdnav import __version__
 from trdnav.cli_chart import register as _register_chart
 from trdnav.cli_db import register as _register_db
+from trdnav.cli_web import register as _register_web
 from trdnav.core.adequacy import AdequacyRules
 from trdnav.core.assessment import Assessment, assess
 from trdnav.core.history import History
@@ -307,3 +308,4 @@ def knowledge_docs_command(
 
 _register_chart(app)
 _register_db(app)
+_register_web(app)

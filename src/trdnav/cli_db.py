@@ -19,7 +19,7 @@ from trdnav.errors import InputError, Problem, TrdnavError
 from trdnav.history_files import load_history
 from trdnav.knowledge.load import default_knowledge
 from trdnav.storage import backup as backups
-from trdnav.storage import repository
+from trdnav.storage import records, repository
 from trdnav.storage.engine import make_engine, make_sessionmaker
 from trdnav.storage.migrations import upgrade
 from trdnav.storage.settings import DEFAULT_DATABASE_URL, ENV_VAR, normalise_url
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
             try:
                 with make_sessionmaker(engine)() as session:
                     for history in histories:
-                        pid = repository.save_history(session, history, _who())
+                        pid = records.save(session, history, kb, as_of, _who())
                         typer.echo(f"stored {pid}")
             finally:
                 engine.dispose()

@@ -29,6 +29,10 @@ EXPECTED_TABLES = {
     "notes",
     "plans",
     "audit_events",
+    "patient_summaries",
+    "selfreport_links",
+    "login_attempts",
+    "api_tokens",
 }
 
 

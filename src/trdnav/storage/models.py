@@ -242,8 +242,70 @@ class AuditEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     action: Mapped[str] = mapped_column(String(32))
     entity: Mapped[str] = mapped_column(String(64))
-    entity_id: Mapped[str | None] = mapped_column(String(120))
+    entity_id: Mapped[str | None] = mapped_column(String(120), index=True)
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class PatientSummary(Base):
+    """What the patient list shows, recomputed by the core on every save (never edited by hand).
+
+    ``next_due`` is the earliest date a measure falls due, so "overdue" is read against today at
+    query time; ``alert_keys`` are the keys of every alert of the assessment (open = not
+    acknowledged).
+    """
+
+    __tablename__ = "patient_summaries"
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[date] = mapped_column(Date)
+    kb_version: Mapped[str] = mapped_column(String(32))
+    trd_status: Mapped[str] = mapped_column(String(32))
+    failed_trials: Mapped[int] = mapped_column(Integer)
+    stage_label: Mapped[str | None] = mapped_column(String(64))
+    last_phq9: Mapped[int | None] = mapped_column(Integer)
+    last_phq9_date: Mapped[date | None] = mapped_column(Date)
+    phq9_trend: Mapped[list[int] | None] = mapped_column(JSON)
+    suicide_risk: Mapped[bool] = mapped_column(Boolean)
+    alert_keys: Mapped[list[str]] = mapped_column(JSON)
+    next_due: Mapped[date | None] = mapped_column(Date)
+    due_items: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+
+class SelfReportLink(Base):
+    """A single-use, expiring questionnaire link; the token carries only ``id`` (signed)."""
+
+    __tablename__ = "selfreport_links"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    instrument: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginAttempt(Base):
+    """Failed sign-ins, for throttling by user name and by address."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(120), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AppendOnlyError(TrdnavError):

@@ -7,6 +7,7 @@ locking. Patients are addressed by their clinic identifier (``history.patient.id
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,11 +157,13 @@ def save_history(
     user: str,
     expected_version: int | None = None,
     ip: str | None = None,
+    before_commit: Callable[[m.Patient], None] | None = None,
 ) -> str:
     """Create or replace the patient's full record; commit; return the patient id.
 
     Raises :class:`StaleRecordError` (nothing stored) when ``expected_version`` is given and the
-    stored version differs (a new patient has version 0).
+    stored version differs (a new patient has version 0). ``before_commit`` runs inside the same
+    transaction (e.g. to refresh the patient's summary), so its failure stores nothing either.
     """
     patient_id = history.patient.id
     try:
@@ -182,6 +185,9 @@ def save_history(
             action = "update"
         _fill(p, history)
         record_audit(session, user, action, "patient", patient_id, ip)
+        if before_commit is not None:
+            session.flush()
+            before_commit(p)
         session.commit()
     except BaseException:
         session.rollback()
@@ -249,15 +255,24 @@ def _to_history(p: m.Patient) -> h.History:
     return h.History.model_validate(data)
 
 
-def load_history(session: Session, patient_id: str, user: str = "system") -> h.History:
+def load_history(
+    session: Session, patient_id: str, user: str = "system", ip: str | None = None
+) -> h.History:
     """The stored history, rebuilt exactly as saved; raises :class:`PatientNotFoundError`."""
+    return load_record(session, patient_id, user, ip)[0]
+
+
+def load_record(
+    session: Session, patient_id: str, user: str = "system", ip: str | None = None
+) -> tuple[h.History, int]:
+    """The stored history and its version (for optimistic locking); audited as a read."""
     p = _get_patient(session, patient_id)
     if p is None:
         raise PatientNotFoundError(patient_id)
     history = _to_history(p)
-    record_audit(session, user, "read", "patient", patient_id)
+    record_audit(session, user, "read", "patient", patient_id, ip)
     session.commit()
-    return history
+    return history, p.version
 
 
 def patient_version(session: Session, patient_id: str) -> int | None:

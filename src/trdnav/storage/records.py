@@ -1,0 +1,178 @@
+"""Clinic records: the store and the core together, for the web app, the API and the CLI.
+
+A record is read as a validated :class:`~trdnav.core.history.History` plus its ``version``; every
+change is made to the history as data, validated by exactly the code that validates a history file
+(:func:`trdnav.history_files.parse_history`, so the same field paths and messages), then saved whole
+with ``expected_version`` (optimistic locking) and the patient's list summary recomputed by the core
+in the same transaction. A change that fails validation, a stale version or a database error stores
+nothing.
+
+The web app assesses a record as of *today* (a parameter, never read from a clock here). An
+imported history keeps its ``assessed_on`` until it is edited in the app; from then on it is a live
+record (``assessed_on`` empty), whose dates are checked against today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trdnav.core.alerts import Alert
+from trdnav.core.assessment import Assessment, assess
+from trdnav.core.history import History
+from trdnav.history_files import parse_history
+from trdnav.knowledge.load import Knowledge
+from trdnav.storage import models as m
+from trdnav.storage import repository
+
+PHQ9 = "PHQ-9"
+TREND_POINTS = 8
+
+HistoryData = dict[str, Any]
+
+
+def alert_key(alert: Alert) -> str:
+    """A stable key of one alert, so its acknowledgement can be found again."""
+    index = "" if alert.measurement_index is None else str(alert.measurement_index)
+    return f"{alert.code}|{alert.route}|{alert.date.isoformat()}|{index}"[:200]
+
+
+def assess_as_of(
+    history: History, kb: Knowledge, today: date, locale: str | None = None
+) -> Assessment:
+    """The assessment a clinician sees today (the stored ``assessed_on`` is kept in the record)."""
+    return assess(history.model_copy(update={"assessed_on": today}), kb, locale=locale)
+
+
+def history_data(history: History) -> HistoryData:
+    """The history as plain data in the history format (what a change edits)."""
+    return history.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def summary_values(a: Assessment) -> dict[str, Any]:
+    """The list columns of one assessment."""
+    tr = a.staging.get("thase_rush")
+    msm = a.staging.get("maudsley")
+    parts = []
+    if tr is not None and tr.label:
+        parts.append(f"Thase–Rush {tr.label.removeprefix('Stage ').strip()}")
+    if msm is not None and msm.score is not None:
+        parts.append(f"Maudsley {msm.score:g}" + (f" {msm.band}" if msm.band else ""))
+    phq = a.measurements.get(PHQ9)
+    totals = [p for p in phq.points if p.total is not None] if phq else []
+    due = [d for d in a.schedule if d.due_on is not None]
+    return {
+        "as_of": a.assessed_on,
+        "kb_version": a.kb_version,
+        "trd_status": a.trd.status,
+        "failed_trials": a.trd.failed_adequate_trials,
+        "stage_label": " · ".join(parts) or None,
+        "last_phq9": int(totals[-1].total) if totals and totals[-1].total is not None else None,
+        "last_phq9_date": totals[-1].date if totals else None,
+        "phq9_trend": [int(p.total or 0) for p in totals[-TREND_POINTS:]] or None,
+        "suicide_risk": any(x.code == "suicide_risk" for x in a.alerts),
+        "alert_keys": [alert_key(x) for x in a.alerts],
+        "next_due": min((d.due_on for d in due if d.due_on), default=None),
+        "due_items": [
+            {
+                "label": d.label,
+                "status": str(d.status),
+                "due_on": d.due_on.isoformat() if d.due_on else "",
+            }
+            for d in a.schedule
+        ],
+    }
+
+
+def write_summary(session: Session, patient: m.Patient, a: Assessment) -> None:
+    row = session.get(m.PatientSummary, patient.id)
+    if row is None:
+        row = m.PatientSummary(patient_id=patient.id)
+        session.add(row)
+    row.computed_at = datetime.now(UTC)
+    for name, value in summary_values(a).items():
+        setattr(row, name, value)
+
+
+@dataclass(frozen=True)
+class Record:
+    history: History
+    version: int
+    assessment: Assessment
+
+
+def load(
+    session: Session,
+    patient_id: str,
+    kb: Knowledge,
+    today: date,
+    user: str,
+    ip: str | None = None,
+    locale: str | None = None,
+) -> Record:
+    """Read (audited) and assess one record; raises ``PatientNotFoundError``."""
+    history, version = repository.load_record(session, patient_id, user, ip)
+    return Record(history, version, assess_as_of(history, kb, today, locale))
+
+
+def validate(data: HistoryData, kb: Knowledge, today: date) -> History:
+    """Validate history data as a file is validated; raises ``InputError`` naming each field."""
+    history = parse_history(data, kb, today)
+    # parse_history fills a missing assessed_on with today; a record keeps what it was given
+    if data.get("assessed_on") is None:
+        history = history.model_copy(update={"assessed_on": None})
+    return history
+
+
+def save(
+    session: Session,
+    history: History,
+    kb: Knowledge,
+    today: date,
+    user: str,
+    expected_version: int | None = None,
+    ip: str | None = None,
+) -> str:
+    """Save a validated history whole, with its summary, in one transaction."""
+
+    def refresh(patient: m.Patient) -> None:
+        write_summary(session, patient, assess_as_of(history, kb, today))
+
+    return repository.save_history(
+        session, history, user, expected_version=expected_version, ip=ip, before_commit=refresh
+    )
+
+
+def change(
+    session: Session,
+    patient_id: str,
+    edit: Callable[[HistoryData], HistoryData | None],
+    kb: Knowledge,
+    today: date,
+    user: str,
+    expected_version: int,
+    ip: str | None = None,
+) -> History:
+    """Apply ``edit`` to the stored history's data, validate, save at ``expected_version``.
+
+    ``edit`` changes the data in place (or returns new data). Raises ``InputError`` (field paths
+    of the history format), ``StaleRecordError`` or ``PatientNotFoundError``; nothing is stored
+    on any error.
+    """
+    history, _version = repository.load_record(session, patient_id, user, ip)
+    data = history_data(history)
+    # an edited record is live: it is assessed, and its dates checked, as of today
+    data.pop("assessed_on", None)
+    data = edit(data) or data
+    updated = validate(data, kb, today)
+    save(session, updated, kb, today, user, expected_version=expected_version, ip=ip)
+    return updated
+
+
+def patient_row_id(session: Session, patient_id: str) -> int | None:
+    return session.scalar(select(m.Patient.id).where(m.Patient.external_id == patient_id))

@@ -1,0 +1,114 @@
+"""Sign-in and sign-out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from trdnav.storage import models as m
+from trdnav.storage.repository import record_audit
+from trdnav.web.app import clear_session_cookie, set_session_cookie
+from trdnav.web.deps import Reader, SessionDep, SettingsDep, client_ip
+from trdnav.web.pages import render
+from trdnav.web.security import (
+    SessionCodec,
+    clear_failed_signins,
+    hash_password,
+    needs_rehash,
+    record_failed_signin,
+    signin_blocked,
+    verify_password,
+)
+
+router = APIRouter(include_in_schema=False)
+
+REASONS = {
+    "idle": "You were signed out after a period without activity. Sign in again to continue.",
+    "signed_out": "You are signed out.",
+}
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host, no '//')."""
+    if not target:
+        return "/patients"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/patients"
+    return target
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/patients", status_code=303)
+
+
+@router.get("/signin")
+def signin_page(request: Request, reason: str = "", next: str = "") -> Response:
+    return render(
+        request,
+        "auth/signin.html",
+        {"notice": REASONS.get(reason), "next": _safe_next(next), "error": None, "username": ""},
+    )
+
+
+@router.post("/signin")
+def signin(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=120)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    ip = client_ip(request)
+    username = username.strip()
+
+    def refuse(message: str, status: int) -> Response:
+        return render(
+            request,
+            "auth/signin.html",
+            {"notice": None, "next": _safe_next(next), "error": message, "username": username},
+            status_code=status,
+        )
+
+    if signin_blocked(
+        db, username, ip, settings.signin_max_failures, settings.signin_window_minutes
+    ):
+        record_audit(db, username or "(blank)", "signin_throttled", "user", None, ip)
+        db.commit()
+        return refuse(
+            f"Too many failed sign-ins. Wait {settings.signin_window_minutes} minutes and try "
+            "again, or ask an administrator to reset your password.",
+            429,
+        )
+    user = db.scalar(select(m.User).where(m.User.username == username)) if username else None
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.active:
+        record_failed_signin(db, username, ip)
+        record_audit(db, username or "(blank)", "signin_failed", "user", None, ip)
+        db.commit()
+        return refuse("The user name or password is not right.", 401)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    clear_failed_signins(db, username)
+    record_audit(db, user.username, "signin", "user", str(user.id), ip)
+    db.commit()
+    codec: SessionCodec = request.app.state.session_codec
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_session_cookie(request, response, codec.dumps(codec.new(user.id)))
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, db: SessionDep, user: Reader) -> Response:
+    record_audit(db, user.who, "signout", "user", str(user.id), client_ip(request))
+    db.commit()
+    response = RedirectResponse("/signin?reason=signed_out", status_code=303)
+    clear_session_cookie(request, response)
+    request.state.session = None
+    return response

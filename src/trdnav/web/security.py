@@ -1,0 +1,144 @@
+"""Passwords, session cookies, CSRF tokens, sign-in throttling and security headers.
+
+- Passwords: argon2id (argon2-cffi defaults), re-hashed on sign-in when the parameters change.
+- Sessions: a signed cookie (itsdangerous) holding the user id, a CSRF token and the time of the
+  last request; HttpOnly, SameSite=Lax, Secure when the request came over TLS. A session idle for
+  longer than ``idle_timeout_minutes`` (or older than ``session_max_hours``) is signed out.
+- CSRF: every state-changing request made with the session cookie must carry the session's token
+  (form field ``csrf_token`` or header ``X-CSRF-Token``); API calls with a bearer token need none.
+- Throttling: after ``signin_max_failures`` failed sign-ins for one user name or one address within
+  ``signin_window_minutes``, sign-in is refused until the window has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from trdnav.storage import models as m
+
+SESSION_COOKIE = "trdnav_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+_hasher = PasswordHasher()
+
+# the same work for unknown user names as for known ones (no user-name oracle by timing)
+_DUMMY_HASH = _hasher.hash("not-a-password")
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    return _hasher.check_needs_rehash(stored_hash)
+
+
+@dataclass(frozen=True)
+class SessionData:
+    user_id: int
+    csrf: str
+    started: float
+    last_seen: float
+
+
+class SessionCodec:
+    def __init__(self, secret: str, idle_seconds: int, max_seconds: int) -> None:
+        self._s = URLSafeTimedSerializer(secret, salt="trdnav-session")
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+
+    def new(self, user_id: int, now: float | None = None) -> SessionData:
+        t = time.time() if now is None else now
+        return SessionData(user_id, secrets.token_urlsafe(32), t, t)
+
+    def dumps(self, data: SessionData) -> str:
+        return self._s.dumps([data.user_id, data.csrf, data.started, data.last_seen])
+
+    def loads(self, cookie: str, now: float | None = None) -> tuple[SessionData | None, str]:
+        """The session and ``""``, or ``None`` and why: ``invalid``, ``idle`` or ``expired``."""
+        t = time.time() if now is None else now
+        try:
+            user_id, csrf, started, last_seen = self._s.loads(cookie, max_age=self.max_seconds)
+        except BadSignature:
+            return None, "invalid"
+        except (TypeError, ValueError):
+            return None, "invalid"
+        if t - float(last_seen) > self.idle_seconds:
+            return None, "idle"
+        if t - float(started) > self.max_seconds:
+            return None, "expired"
+        return SessionData(int(user_id), str(csrf), float(started), float(last_seen)), ""
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def signin_blocked(
+    session: Session, username: str, ip: str | None, max_failures: int, window_minutes: int
+) -> bool:
+    """Too many recent failures for this user name, or (3× as many) from this address."""
+    since = datetime.now(UTC) - timedelta(minutes=window_minutes)
+    recent = select(func.count()).select_from(m.LoginAttempt).where(m.LoginAttempt.at >= since)
+    by_user = session.scalar(recent.where(m.LoginAttempt.username == username.lower())) or 0
+    by_ip = session.scalar(recent.where(m.LoginAttempt.ip == ip)) or 0 if ip else 0
+    # an address may try a few user names (a shared clinic computer), but not indefinitely
+    return by_user >= max_failures or by_ip >= max_failures * 3
+
+
+def record_failed_signin(session: Session, username: str, ip: str | None) -> None:
+    session.add(m.LoginAttempt(username=username.lower()[:120], ip=ip, at=datetime.now(UTC)))
+    session.commit()
+
+
+def clear_failed_signins(session: Session, username: str) -> None:
+    session.query(m.LoginAttempt).filter(m.LoginAttempt.username == username.lower()).delete()
+    session.commit()
