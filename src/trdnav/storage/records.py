@@ -137,11 +137,18 @@ def save(
     user: str,
     expected_version: int | None = None,
     ip: str | None = None,
+    also: Callable[[m.Patient], None] | None = None,
 ) -> str:
-    """Save a validated history whole, with its summary, in one transaction."""
+    """Save a validated history whole, with its summary, in one transaction.
+
+    ``also`` runs inside that transaction (e.g. to mark a self-report link used), so the record,
+    its summary and that change are stored together or not at all.
+    """
 
     def refresh(patient: m.Patient) -> None:
         write_summary(session, patient, assess_as_of(history, kb, today))
+        if also is not None:
+            also(patient)
 
     return repository.save_history(
         session, history, user, expected_version=expected_version, ip=ip, before_commit=refresh
@@ -155,10 +162,14 @@ def change(
     kb: Knowledge,
     today: date,
     user: str,
-    expected_version: int,
+    expected_version: int | None,
     ip: str | None = None,
+    also: Callable[[m.Patient], None] | None = None,
 ) -> History:
     """Apply ``edit`` to the stored history's data, validate, save at ``expected_version``.
+
+    ``expected_version=None`` skips the version check (a patient's self-report adds a
+    measurement whatever the clinicians saved meanwhile).
 
     ``edit`` changes the data in place (or returns new data). Raises ``InputError`` (field paths
     of the history format), ``StaleRecordError`` or ``PatientNotFoundError``; nothing is stored
@@ -170,7 +181,7 @@ def change(
     data.pop("assessed_on", None)
     data = edit(data) or data
     updated = validate(data, kb, today)
-    save(session, updated, kb, today, user, expected_version=expected_version, ip=ip)
+    save(session, updated, kb, today, user, expected_version=expected_version, ip=ip, also=also)
     return updated
 
 

@@ -222,6 +222,23 @@ def patient_chart(
     return Response(svg, media_type="image/svg+xml")
 
 
+@router.get("/patients/{patient_id}/alerts")
+def patient_alerts(
+    request: Request,
+    patient_id: str,
+    db: SessionDep,
+    kb: KnowledgeDep,
+    user: Reader,
+    today: TodayDep,
+) -> Response:
+    """The alerts section alone: the patient page polls it, so a new alert shows at once."""
+    record = records.load(db, patient_id, kb, today, user.who, client_ip(request))
+    row_id = records.patient_row_id(db, patient_id) or 0
+    return render(
+        request, "patients/_alerts.html", page_context(record, db, kb, row_id), today=today
+    )
+
+
 @router.post("/patients/{patient_id}/alerts/acknowledge")
 def acknowledge_alert(
     request: Request,
