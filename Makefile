@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit services bench schema knowledge clean
+.PHONY: run assess test lint typecheck unit services bench schema knowledge clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,7 +16,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+DEMO_DB ?= sqlite:///./trdnav-demo.db
+
+# the clinic app on http://127.0.0.1:8000 with demo patients (development mode, local only)
 run: $(STAMP)
+	TRDNAV_DEV=1 $(BIN)/trdnav demo --database-url $(DEMO_DB)
+	TRDNAV_DEV=1 $(BIN)/trdnav serve --database-url $(DEMO_DB) --host 127.0.0.1 --port 8000
+
+# the command-line assessment of the example histories (the previous `make run`)
+assess: $(STAMP)
 	$(BIN)/trdnav assess examples/*.yaml
 
 lint: $(STAMP)
