@@ -72,9 +72,19 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield c
 
 
+def signin_token(client: TestClient) -> str:
+    """Open the sign-in page (which sets its cookie) and return the form's CSRF token."""
+    page = client.get("/signin")
+    assert page.status_code == 200
+    marker = 'name="csrf_token" value="'
+    start = page.text.index(marker) + len(marker)
+    return page.text[start : page.text.index('"', start)]
+
+
 def signed_in(client: TestClient, username: str) -> str:
     """Sign ``client`` in as ``username``; return the session's CSRF token."""
-    response = client.post("/signin", data={"username": username, "password": PASSWORD})
+    form = {"username": username, "password": PASSWORD, "csrf_token": signin_token(client)}
+    response = client.post("/signin", data=form)
     assert response.status_code == 303, response.text
     page = client.get("/patients")
     assert page.status_code == 200

@@ -1,12 +1,21 @@
-"""Sign-in and sign-out."""
+"""Sign-in and sign-out.
+
+The sign-in form is protected against login CSRF with a double-submit token: ``GET /signin`` sets
+a short-lived signed cookie (``trdnav_signin``; HttpOnly, SameSite=Strict) and puts the same value
+in a hidden field; ``POST /signin`` refuses a missing, forged, expired or mismatched token with 403
+before it looks at the user name or password.
+"""
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from trdnav.storage import models as m
@@ -15,6 +24,7 @@ from trdnav.web.app import clear_session_cookie, set_session_cookie
 from trdnav.web.deps import Reader, SessionDep, SettingsDep, client_ip
 from trdnav.web.pages import render
 from trdnav.web.security import (
+    CSRF_FIELD,
     SessionCodec,
     clear_failed_signins,
     hash_password,
@@ -23,8 +33,12 @@ from trdnav.web.security import (
     signin_blocked,
     verify_password,
 )
+from trdnav.web.settings import WebSettings
 
 router = APIRouter(include_in_schema=False)
+
+SIGNIN_COOKIE = "trdnav_signin"
+SIGNIN_TOKEN_SECONDS = 30 * 60
 
 REASONS = {
     "idle": "You were signed out after a period without activity. Sign in again to continue.",
@@ -42,6 +56,40 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _signin_serializer(settings: WebSettings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key, salt="trdnav-signin")
+
+
+def _signin_token_valid(settings: WebSettings, cookie: str | None, given: str | None) -> bool:
+    """The form's token equals the cookie's, and the cookie is ours and recent."""
+    if not cookie or not given or not hmac.compare_digest(cookie.encode(), given.encode()):
+        return False
+    try:
+        _signin_serializer(settings).loads(cookie, max_age=SIGNIN_TOKEN_SECONDS)
+    except BadSignature:
+        return False
+    return True
+
+
+def _signin_form(request: Request, context: dict[str, object], status_code: int = 200) -> Response:
+    """The sign-in page with a fresh double-submit token (field and cookie)."""
+    settings: WebSettings = request.app.state.settings
+    token = _signin_serializer(settings).dumps(secrets.token_urlsafe(24))
+    response = render(
+        request, "auth/signin.html", {**context, "signin_token": token}, status_code=status_code
+    )
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        token,
+        max_age=SIGNIN_TOKEN_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/signin",
+    )
+    return response
+
+
 @router.get("/")
 def home() -> Response:
     return RedirectResponse("/patients", status_code=303)
@@ -49,9 +97,8 @@ def home() -> Response:
 
 @router.get("/signin")
 def signin_page(request: Request, reason: str = "", next: str = "") -> Response:
-    return render(
+    return _signin_form(
         request,
-        "auth/signin.html",
         {"notice": REASONS.get(reason), "next": _safe_next(next), "error": None, "username": ""},
     )
 
@@ -64,18 +111,24 @@ def signin(
     username: Annotated[str, Form(max_length=120)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=512)] = "",
 ) -> Response:
     ip = client_ip(request)
     username = username.strip()
 
     def refuse(message: str, status: int) -> Response:
-        return render(
+        return _signin_form(
             request,
-            "auth/signin.html",
             {"notice": None, "next": _safe_next(next), "error": message, "username": username},
             status_code=status,
         )
 
+    if not _signin_token_valid(settings, request.cookies.get(SIGNIN_COOKIE), csrf_token):
+        return refuse(
+            "This sign-in form has expired or did not come from this site. "
+            "Nothing was checked: enter your user name and password again.",
+            403,
+        )
     if signin_blocked(
         db, username, ip, settings.signin_max_failures, settings.signin_window_minutes
     ):
@@ -101,6 +154,7 @@ def signin(
     codec: SessionCodec = request.app.state.session_codec
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(request, response, codec.dumps(codec.new(user.id)))
+    response.delete_cookie(SIGNIN_COOKIE, path="/signin", httponly=True, samesite="strict")
     return response
 
 
