@@ -252,7 +252,7 @@ def create_app(settings: WebSettings | None = None, knowledge: Knowledge | None 
         version=__version__,
         description="Clinic records, assessments and plans for treatment-resistant depression. "
         + DISCLAIMER,
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is our own page (routes/api.py): Swagger UI needs a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
