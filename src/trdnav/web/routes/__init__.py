@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from trdnav.web.routes import admin, api, auth, documents, patients, records, selfreport
 
+# records before patients: its fixed paths (``/patients/new``) must win over ``/patients/{id}``
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
-    patients.router,
     records.router,
+    patients.router,
     selfreport.router,
     documents.router,
     admin.router,
