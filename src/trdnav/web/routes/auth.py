@@ -47,11 +47,22 @@ REASONS = {
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no '//')."""
+    """Only a path on this site (no scheme, no host, no '//').
+
+    Browsers read a backslash as a slash and drop tabs and newlines, so ``/\\evil.example`` or
+    ``/<tab>/evil.example`` would leave the site: any backslash, space or control character
+    refuses the target.
+    """
     if not target:
         return "/patients"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or any(c == "\\" or c.isspace() or not c.isprintable() for c in target)
+    ):
         return "/patients"
     return target
 
