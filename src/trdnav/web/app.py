@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -245,6 +246,27 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+class _NoResultRows(logging.Filter):
+    """Drops SQLAlchemy's DEBUG records: they print result rows (patient data) verbatim."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO
+
+
+def keep_data_out_of_sql_logs(engine: Engine) -> None:
+    """SQL logging (an operator may turn it on) shows statements, never values or rows.
+
+    Bound parameters are hidden in log lines and in exception messages (``hide_parameters``);
+    result rows, logged at DEBUG, are dropped by a filter on the engine's logger.
+    """
+    engine.hide_parameters = True
+    logger = getattr(engine.logger, "logger", engine.logger)
+    if isinstance(logger, logging.Logger) and not any(
+        isinstance(f, _NoResultRows) for f in logger.filters
+    ):
+        logger.addFilter(_NoResultRows())
+
+
 def create_app(settings: WebSettings | None = None, knowledge: Knowledge | None = None) -> FastAPI:
     settings = settings or WebSettings.from_env()
     app = FastAPI(
@@ -257,6 +279,7 @@ def create_app(settings: WebSettings | None = None, knowledge: Knowledge | None 
         openapi_url="/api/openapi.json",
     )
     engine = make_engine(settings.database_url)
+    keep_data_out_of_sql_logs(engine)
     app.state.settings = settings
     app.state.knowledge = knowledge or default_knowledge()
     app.state.engine = engine
