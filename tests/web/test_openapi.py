@@ -122,6 +122,7 @@ def test_every_operation_has_a_summary_the_security_schemes_and_typed_answers(
         ok = [s for s in answers if s.startswith("2")]
         assert len(ok) == 1, where
         assert "$ref" in schema_at(doc, op, ok[0]), f"{where}: untyped success response"
+        assert answers[ok[0]]["description"] != "Successful Response", f"{where}: say what"
         errors = {"401", "403"}
         if "{patient_id}" in path:
             errors |= {"404", "422"}

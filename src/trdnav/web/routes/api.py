@@ -7,23 +7,19 @@ invalid field is reported at its path in the history (``treatments[3].doses[0].m
 and nothing is stored. Versions: a record's ``version`` is its ETag; replacing a record or
 changing a treatment by index needs ``If-Match: "<version>"`` (428 without it, 412 when stale);
 appending an item checks ``If-Match`` only when it is sent. Errors have one shape
-(:class:`~trdnav.web.api_models.ErrorOut`). Authentication stays in :mod:`trdnav.web.deps`; the
-security schemes below only document it.
+(:class:`~trdnav.web.api_models.ErrorOut`); the HTTP mechanics are in :mod:`trdnav.web.api_http`,
+the answers are built by :mod:`trdnav.web.api_answers`. docs/api.md describes it for users.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.routing import APIRoute
-from fastapi.security import APIKeyCookie, HTTPBearer
-from pydantic import TypeAdapter
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from trdnav.core.assessment import Assessment
@@ -40,22 +36,30 @@ from trdnav.knowledge.load import Knowledge
 from trdnav.storage import models as m
 from trdnav.storage import records, repository
 from trdnav.storage.repository import PatientNotFoundError, StaleRecordError, record_audit
+from trdnav.web.api_answers import acknowledgement_out, alerts_out, change_out, list_rows, row_out
 from trdnav.web.api_docs import api_reference
+from trdnav.web.api_http import (
+    ApiProblem,
+    ApiRoute,
+    IfMatch,
+    JsonBody,
+    PatientId,
+    bearer_token,
+    body_doc,
+    etag,
+    expected_version,
+    session_cookie,
+)
 from trdnav.web.api_models import (
-    AcknowledgementOut,
     AlertOut,
     AlertsOut,
     ChangeOut,
     DrugsOut,
-    DueItemOut,
     InstrumentsOut,
     PatientListOut,
     PatientRecordOut,
-    PatientRowOut,
-    SummaryOut,
     error_responses,
 )
-from trdnav.web.app import error_body
 from trdnav.web.deps import (
     CurrentUser,
     KnowledgeDep,
@@ -66,233 +70,18 @@ from trdnav.web.deps import (
     client_ip,
 )
 from trdnav.web.pages import render
-from trdnav.web.routes.patients import PAGE_SIZE, acknowledgements, patient_rows
-from trdnav.web.security import CSRF_HEADER, SESSION_COOKIE
+from trdnav.web.routes.patients import PAGE_SIZE, acknowledgements
 
 MAX_LIMIT = 100
 ItemEdit = Callable[[dict[str, Any]], None]
 
-
-class ApiProblem(Exception):
-    """An error answered in the API's error shape (status, stable code, message, problems)."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        problems: tuple[Problem, ...] = (),
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.status, self.code, self.message = status, code, message
-        self.problems, self.headers = problems, headers
-        super().__init__(message)
-
-
-def _stale(exc: StaleRecordError) -> JSONResponse:
-    return JSONResponse(
-        error_body(
-            "stale_record",
-            f"the record is at version {exc.stored}, not {exc.expected}: someone saved it after "
-            "you read it, and nothing of yours was stored. GET it again, re-apply your change "
-            "and send the new version in If-Match.",
-        ),
-        status_code=412,
-        headers={"ETag": _etag(exc.stored)},
-    )
-
-
-class ApiRoute(APIRoute):
-    """Answers :class:`ApiProblem` and stale versions (412) in the API's error shape."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ApiProblem as p:
-                problems = [
-                    {"loc": x.loc, "code": x.code, "message": x.message} for x in p.problems
-                ]
-                body = error_body(p.code, p.message, problems)
-                return JSONResponse(body, status_code=p.status, headers=p.headers)
-            except StaleRecordError as exc:
-                return _stale(exc)
-
-        return handle
-
-
-bearer_token = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearerToken",
-    description="`Authorization: Bearer trd_…` from `trdnav user token USERNAME` (no CSRF).",
-)
-session_cookie = APIKeyCookie(
-    name=SESSION_COOKIE,
-    auto_error=False,
-    scheme_name="sessionCookie",
-    description=f"The browser session; writes must also send the `{CSRF_HEADER}` header.",
-)
 router = APIRouter(
     prefix="/api",
     route_class=ApiRoute,
     dependencies=[Depends(bearer_token), Depends(session_cookie)],
 )
 
-REF = "#/components/schemas/{model}"
-
-
-def _schema_of(kind: Any) -> dict[str, Any]:
-    """The JSON Schema of a history-format model, pointing at the document's components."""
-    schema = TypeAdapter(kind).json_schema(ref_template=REF, by_alias=True)
-    schema.pop("$defs", None)
-    if "properties" in schema:  # a model: its component (registered by the response models)
-        return {"$ref": REF.format(model=schema["title"])}
-    return schema
-
-
-def _body_doc(kind: Any, what: str) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "description": f"{what}, in the history format (docs/history-format.md)",
-            "content": {"application/json": {"schema": _schema_of(kind)}},
-        }
-    }
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def expected_version(if_match: str | None, required: bool) -> int | None:
-    """The version named by ``If-Match`` (``"3"``, ``W/"3"`` or ``3``); ``*`` means any."""
-    if if_match is None or not if_match.strip():
-        if required:
-            raise ApiProblem(
-                428,
-                "if_match_required",
-                'send If-Match: "<version>" with the version you read (the ETag of '
-                "GET /api/patients/{id}), so a change made meanwhile is not overwritten",
-            )
-        return None
-    value = if_match.strip()
-    if value == "*":
-        return None
-    value = value.removeprefix("W/").strip('"')
-    if not value.isdigit():
-        problem = Problem("If-Match", "invalid_etag", 'expected "<version>" as sent in the ETag')
-        raise ApiProblem(422, "invalid_input", "the If-Match header is invalid", (problem,))
-    return int(value)
-
-
-async def json_body(request: Request) -> Any:
-    """The request's JSON body, decoded (validation is the history format's, later)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media and not media.endswith("json"):
-        raise ApiProblem(415, "unsupported_media_type", "send the body as application/json")
-    raw = await request.body()
-    if not raw.strip():
-        problem = Problem("", "body_missing", "send a JSON object in the history format")
-        raise InputError([problem])
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise InputError([Problem("", "json_invalid", "the body is not UTF-8 text")]) from None
-    except json.JSONDecodeError as exc:
-        message = f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        raise InputError([Problem("", "json_invalid", message)]) from None
-
-
-JsonBody = Annotated[Any, Depends(json_body)]
-IfMatch = Annotated[
-    str | None,
-    Header(alias="If-Match", description='the version read, as its ETag: "3"'),
-]
-PatientId = Annotated[str, Path(max_length=120, description="the clinic's patient identifier")]
-
-
-def _acknowledgement(ack: dict[str, Any] | None) -> AcknowledgementOut | None:
-    if ack is None:
-        return None
-    at: datetime = ack["at"]
-    return AcknowledgementOut(by=ack["by"], at=at if at.tzinfo else at.replace(tzinfo=UTC))
-
-
-def _alerts(db: Session, patient_id: str, a: Assessment) -> list[AlertOut]:
-    row_id = records.patient_row_id(db, patient_id)
-    acks = acknowledgements(db, [row_id])[row_id] if row_id is not None else {}
-    out = []
-    for alert in a.alerts:
-        key = records.alert_key(alert)
-        out.append(AlertOut(key=key, alert=alert, acknowledgement=_acknowledgement(acks.get(key))))
-    return out
-
-
-def _due(items: list[dict[str, str]]) -> list[DueItemOut]:
-    return [
-        DueItemOut(label=d["label"], status=d["status"], due_on=d["due_on"] or None) for d in items
-    ]
-
-
-def _change_out(
-    db: Session, history: History, kb: Knowledge, today: date, item: str | None = None
-) -> ChangeOut:
-    patient_id = history.patient.id
-    a = records.assess_as_of(history, kb, today)
-    s = records.summary_values(a)
-    summary = SummaryOut(
-        as_of=s["as_of"],
-        trd_status=s["trd_status"],
-        failed_trials=s["failed_trials"],
-        stage_label=s["stage_label"],
-        last_phq9=s["last_phq9"],
-        last_phq9_date=s["last_phq9_date"],
-        suicide_risk=s["suicide_risk"],
-        alerts=_alerts(db, patient_id, a),
-        next_due=s["next_due"],
-        due_items=_due(s["due_items"]),
-    )
-    version = repository.patient_version(db, patient_id) or 0
-    return ChangeOut(patient_id=patient_id, version=version, item=item, summary=summary)
-
-
-def _row(row: dict[str, Any]) -> PatientRowOut:
-    s = row["summary"]
-    return PatientRowOut(
-        id=row["id"],
-        as_of=s.as_of if s else None,
-        trd_status=s.trd_status if s else None,
-        failed_trials=s.failed_trials if s else None,
-        stage_label=s.stage_label if s else None,
-        last_phq9=s.last_phq9 if s else None,
-        last_phq9_date=s.last_phq9_date if s else None,
-        phq9_trend=list(s.phq9_trend or []) if s else [],
-        open_alerts=row["open_alerts"],
-        suicide_risk=bool(s.suicide_risk) if s else False,
-        suicide_risk_open=row["suicide_open"],
-        overdue=_due(row["overdue"]),
-    )
-
-
-def list_rows(
-    db: Session, today: date, q: str, show: str, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
-    """``limit`` rows from ``offset``, read through the pages of the patient list."""
-    first = offset // PAGE_SIZE + 1
-    last = (offset + limit - 1) // PAGE_SIZE + 1
-    rows: list[dict[str, Any]] = []
-    total = 0
-    for page in range(first, last + 1):
-        found, total = patient_rows(db, today, q, show, page)
-        rows.extend(found)
-        if len(found) < PAGE_SIZE:
-            break
-    start = offset - (first - 1) * PAGE_SIZE
-    return rows[start : start + limit], total
-
-
+CHANGED = "stored: the new version (also the ETag) and the assessment summary"
 READ_ERRORS = error_responses(401, 403, 404, 422)
 WRITE_ERRORS = error_responses(401, 403, 404, 412, 415, 422)
 
@@ -304,6 +93,7 @@ WRITE_ERRORS = error_responses(401, 403, 404, 412, 415, 422)
     description="Suicide-risk first, then by the next measure due. The columns are the summary "
     "the core computed when each record was last saved; `overdue` is read against today.",
     response_model=PatientListOut,
+    response_description="one page of the list",
     responses=error_responses(401, 403, 422),
 )
 def list_patients(
@@ -315,13 +105,13 @@ def list_patients(
     show: Annotated[
         str, Query(pattern="^(all|alerts|overdue|trd)$", description="all, alerts, overdue, trd")
     ] = "all",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows to return")] = PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")] = 0,
 ) -> PatientListOut:
     rows, total = list_rows(db, today, q.strip(), show, limit, offset)
     record_audit(db, user.who, "list", "patient", None, client_ip(request))
     db.commit()
-    return PatientListOut(items=[_row(r) for r in rows], total=total, limit=limit, offset=offset)
+    return PatientListOut(items=[row_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.post(
@@ -331,8 +121,9 @@ def list_patients(
     description="201 with `Location` and `ETag`; 409 when a patient with this id exists.",
     status_code=201,
     response_model=ChangeOut,
+    response_description=CHANGED,
     responses=error_responses(401, 403, 409, 415, 422),
-    openapi_extra=_body_doc(History, "the whole history"),
+    openapi_extra=body_doc(History, "the whole history"),
 )
 def create_patient(
     request: Request,
@@ -354,9 +145,9 @@ def create_patient(
             "a patient with this id exists already: nothing was stored "
             "(PUT /api/patients/{id} replaces a record)",
         ) from None
-    out = _change_out(db, history, kb, today)
+    out = change_out(db, history, kb, today)
     response.headers["Location"] = f"/api/patients/{quote(patient_id, safe='')}"
-    response.headers["ETag"] = _etag(out.version)
+    response.headers["ETag"] = etag(out.version)
     return out
 
 
@@ -367,6 +158,7 @@ def create_patient(
     description='The history in the history format; `version` is also the `ETag` ("3"), '
     "to send back in `If-Match` when changing the record.",
     response_model=PatientRecordOut,
+    response_description="the history and its version (also the ETag)",
     response_model_exclude_none=True,
     responses=READ_ERRORS,
 )
@@ -374,7 +166,7 @@ def read_patient(
     request: Request, response: Response, patient_id: PatientId, db: SessionDep, user: Reader
 ) -> PatientRecordOut:
     history, version = repository.load_record(db, patient_id, user.who, client_ip(request))
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = etag(version)
     return PatientRecordOut(id=patient_id, version=version, history=history)
 
 
@@ -385,8 +177,9 @@ def read_patient(
     description='Requires `If-Match: "<version>"` (428 without it; 412 when someone saved '
     "since). The body's `patient.id` must be the path's id.",
     response_model=ChangeOut,
+    response_description=CHANGED,
     responses=error_responses(401, 403, 404, 412, 415, 422, 428),
-    openapi_extra=_body_doc(History, "the whole history"),
+    openapi_extra=body_doc(History, "the whole history"),
 )
 def replace_patient(
     request: Request,
@@ -409,8 +202,8 @@ def replace_patient(
         )
         raise InputError([problem])
     records.save(db, history, kb, today, user.who, expected_version=expected, ip=client_ip(request))
-    out = _change_out(db, history, kb, today)
-    response.headers["ETag"] = _etag(out.version)
+    out = change_out(db, history, kb, today)
+    response.headers["ETag"] = etag(out.version)
     return out
 
 
@@ -421,6 +214,7 @@ def replace_patient(
     description="The full assessment, the same JSON as `trdnav assess --json`: alerts (and "
     "crisis resources) first, TRD status, trials, staging, measurements, plan, workup.",
     response_model=Assessment,
+    response_description="the assessment as of today",
     responses=READ_ERRORS,
 )
 def read_assessment(
@@ -458,8 +252,8 @@ def _change(
     updated = records.change(
         db, patient_id, edit, kb, today, user.who, expected, client_ip(request)
     )
-    out = _change_out(db, updated, kb, today, item[0] if item else None)
-    response.headers["ETag"] = _etag(out.version)
+    out = change_out(db, updated, kb, today, item[0] if item else None)
+    response.headers["ETag"] = etag(out.version)
     return out
 
 
@@ -500,8 +294,9 @@ def _add_item_route(path: str, collection: str, kind: Any, what: str, summary: s
         f"`{collection}[3]…`.",
         status_code=201,
         response_model=ChangeOut,
+        response_description=CHANGED,
         responses=WRITE_ERRORS,
-        openapi_extra=_body_doc(kind, what),
+        openapi_extra=body_doc(kind, what),
     )
 
 
@@ -553,8 +348,9 @@ def _at_index(data: dict[str, Any], index: int) -> list[Any]:
     description='Requires `If-Match: "<version>"`: an index only means something in the '
     "version it was read from.",
     response_model=ChangeOut,
+    response_description=CHANGED,
     responses=error_responses(401, 403, 404, 412, 415, 422, 428),
-    openapi_extra=_body_doc(Treatment, "the treatment"),
+    openapi_extra=body_doc(Treatment, "the treatment"),
 )
 def replace_treatment(
     request: Request,
@@ -583,6 +379,7 @@ def replace_treatment(
     summary="Remove one treatment",
     description='Requires `If-Match: "<version>"`; the treatments after it move up by one.',
     response_model=ChangeOut,
+    response_description=CHANGED,
     responses=error_responses(401, 403, 404, 412, 422, 428),
 )
 def remove_treatment(
@@ -612,6 +409,7 @@ def remove_treatment(
     description="Suicide-risk alerts first, each with its key and acknowledgement, and the "
     "crisis resources to show with them.",
     response_model=AlertsOut,
+    response_description="the alerts, with their keys and acknowledgements",
     responses=READ_ERRORS,
 )
 def read_alerts(
@@ -626,7 +424,7 @@ def read_alerts(
     a = record.assessment
     return AlertsOut(
         patient_id=patient_id,
-        alerts=_alerts(db, patient_id, a),
+        alerts=alerts_out(db, patient_id, a),
         crisis_resources=list(a.crisis_resources),
     )
 
@@ -638,6 +436,7 @@ def read_alerts(
     description="Records who acknowledged the alert and when (audited). Acknowledging it again "
     "keeps the first acknowledgement. 404 when the record has no such alert today.",
     response_model=AlertOut,
+    response_description="the alert with its acknowledgement",
     responses=READ_ERRORS,
 )
 def acknowledge_alert(
@@ -669,7 +468,7 @@ def acknowledge_alert(
         record_audit(db, user.who, "acknowledge_alert", "patient", patient_id, client_ip(request))
         db.commit()
         known = {"by": user.username, "at": at}
-    return AlertOut(key=alert_key, alert=alert, acknowledgement=_acknowledgement(known))
+    return AlertOut(key=alert_key, alert=alert, acknowledgement=acknowledgement_out(known))
 
 
 @router.get(
@@ -678,6 +477,7 @@ def acknowledge_alert(
     summary="The rating scales and screeners",
     description="Items (wording only where the licence allows), ranges, bands, rules, sources.",
     response_model=InstrumentsOut,
+    response_description="the instruments of the knowledge base",
     responses=error_responses(401, 403),
 )
 def list_instruments(kb: KnowledgeDep, user: Reader) -> InstrumentsOut:
@@ -692,6 +492,7 @@ def list_instruments(kb: KnowledgeDep, user: Reader) -> InstrumentsOut:
     "maximum doses, augmentation doses, codes (RxNorm, ATC) and sources; `verified` is false "
     "where a figure is not yet confirmed in its original source.",
     response_model=DrugsOut,
+    response_description="the drugs of the knowledge base",
     responses=error_responses(401, 403),
 )
 def list_drugs(kb: KnowledgeDep, user: Reader) -> DrugsOut:
