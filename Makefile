@@ -34,8 +34,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-services:  # the PostgreSQL server the storage and web tests use
+services:  # PostgreSQL for the storage and web tests, Chromium for the browser tests
 	bash .ci/ensure-postgres
+	bash .ci/ensure-browser
 
 unit: $(STAMP) services
 	$(BIN)/pytest
