@@ -80,7 +80,8 @@ def _filtered(query: Select[Any], f: AuditFilters) -> Select[Any]:
     if f.user:
         query = query.where(m.AuditEvent.who == f.user)
     if f.patient:
-        query = query.where(m.AuditEvent.entity == "patient", m.AuditEvent.entity_id == f.patient)
+        # patient ids are the entity id of every entity but users (whose ids are numbers)
+        query = query.where(m.AuditEvent.entity != "user", m.AuditEvent.entity_id == f.patient)
     if f.action:
         query = query.where(m.AuditEvent.action == f.action)
     if f.date_from:
