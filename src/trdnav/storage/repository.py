@@ -7,7 +7,8 @@ locking. Patients are addressed by their clinic identifier (``history.patient.id
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -195,7 +196,7 @@ def save_history(
     return patient_id
 
 
-def _treatment(t: m.Treatment) -> Any:
+def _treatment(t: Any, doses: Sequence[Any]) -> Any:
     common: dict[str, Any] = {
         "type": t.type,
         "start": t.start,
@@ -208,12 +209,63 @@ def _treatment(t: m.Treatment) -> Any:
         if value is not None:
             common[name] = value
     if t.type == "medication":
-        common["doses"] = [{"from": d.from_date, "mg_per_day": d.mg_per_day} for d in t.dose_steps]
+        common["doses"] = [{"from": d.from_date, "mg_per_day": d.mg_per_day} for d in doses]
     return common
 
 
-def _to_history(p: m.Patient) -> h.History:
-    ep = p.episode
+_CHILD_TABLES = {
+    "conditions": m.Condition.__table__,
+    "treatments": m.Treatment.__table__,
+    "measurements": m.Measurement.__table__,
+    "labs": m.Lab.__table__,
+    "pgx_results": m.PgxResult.__table__,
+    "current_medications": m.CurrentMedication.__table__,
+    "clinician_alerts": m.ClinicianAlert.__table__,
+}
+
+
+@dataclass(frozen=True)
+class _StoredRecord:
+    """One patient's rows, read with plain SELECTs (attribute names are the column names)."""
+
+    patient: Any
+    episode: Any
+    children: dict[str, Sequence[Any]]
+    doses: dict[int, list[Any]]
+
+
+def _read_rows(session: Session, patient_id: str) -> _StoredRecord | None:
+    """The patient's rows without building ORM objects (a long record reads several times faster;
+    saving still goes through the ORM, :func:`_get_patient`)."""
+    patients, episodes = m.Patient.__table__, m.Episode.__table__
+    doses, treatments = m.DoseStep.__table__, m.Treatment.__table__
+    patient = session.execute(
+        select(patients).where(patients.c.external_id == patient_id)
+    ).one_or_none()
+    if patient is None:
+        return None
+    episode = session.execute(
+        select(episodes).where(episodes.c.patient_id == patient.id)
+    ).one_or_none()
+    children = {
+        name: session.execute(
+            select(table).where(table.c.patient_id == patient.id).order_by(table.c.position)
+        ).all()
+        for name, table in _CHILD_TABLES.items()
+    }
+    by_treatment: dict[int, list[Any]] = {}
+    for d in session.execute(
+        select(doses)
+        .join(treatments, treatments.c.id == doses.c.treatment_id)
+        .where(treatments.c.patient_id == patient.id)
+        .order_by(doses.c.treatment_id, doses.c.position)
+    ):
+        by_treatment.setdefault(d.treatment_id, []).append(d)
+    return _StoredRecord(patient, episode, children, by_treatment)
+
+
+def _to_history(r: _StoredRecord) -> h.History:
+    p, ep, c = r.patient, r.episode, r.children
     if ep is None:  # pragma: no cover - save_history always writes an episode
         raise PatientNotFoundError(p.external_id)
     data: dict[str, Any] = {
@@ -226,11 +278,11 @@ def _to_history(p: m.Patient) -> h.History:
         },
         "assessed_on": p.assessed_on,
         "episode": {"onset": ep.onset, "diagnosis": ep.diagnosis, "severity": ep.severity},
-        "conditions": [{"name": c.name, "status": c.status} for c in p.conditions],
-        "treatments": [_treatment(t) for t in p.treatments],
+        "conditions": [{"name": x.name, "status": x.status} for x in c["conditions"]],
+        "treatments": [_treatment(t, r.doses.get(t.id, ())) for t in c["treatments"]],
         "measurements": [
             {"instrument": x.instrument, "date": x.date, "items": x.items, "total": x.total}
-            for x in p.measurements
+            for x in c["measurements"]
         ],
         "staging_inputs": p.staging_inputs,
         "clinician_alerts": [
@@ -241,15 +293,17 @@ def _to_history(p: m.Patient) -> h.History:
                 "note": x.note,
                 "entered_by": x.entered_by,
             }
-            for x in p.clinician_alerts
+            for x in c["clinician_alerts"]
         ],
         "labs": [
-            {"test": x.test, "value": x.value, "unit": x.unit, "date": x.date} for x in p.labs
+            {"test": x.test, "value": x.value, "unit": x.unit, "date": x.date} for x in c["labs"]
         ],
-        "pgx": [{"gene": x.gene, "phenotype": x.phenotype, "date": x.date} for x in p.pgx_results],
+        "pgx": [
+            {"gene": x.gene, "phenotype": x.phenotype, "date": x.date} for x in c["pgx_results"]
+        ],
         "current_medications": [
             {"drug": x.drug, "mg_per_day": x.mg_per_day, "start": x.start, "note": x.note}
-            for x in p.current_medications
+            for x in c["current_medications"]
         ],
     }
     return h.History.model_validate(data)
@@ -266,13 +320,13 @@ def load_record(
     session: Session, patient_id: str, user: str = "system", ip: str | None = None
 ) -> tuple[h.History, int]:
     """The stored history and its version (for optimistic locking); audited as a read."""
-    p = _get_patient(session, patient_id)
-    if p is None:
+    rows = _read_rows(session, patient_id)
+    if rows is None:
         raise PatientNotFoundError(patient_id)
-    history = _to_history(p)
+    history = _to_history(rows)
     record_audit(session, user, "read", "patient", patient_id, ip)
     session.commit()
-    return history, p.version
+    return history, int(rows.patient.version)
 
 
 def patient_version(session: Session, patient_id: str) -> int | None:
