@@ -73,3 +73,17 @@ def test_a_post_without_the_csrf_token_is_refused_and_stores_nothing(
 def test_signed_out_visitors_are_sent_to_sign_in(client: TestClient) -> None:
     response = client.get("/patients/new")
     assert response.status_code == 303 and response.headers["location"].startswith("/signin")
+
+
+def test_the_patient_page_links_every_form_for_writers_and_none_for_readers(
+    client: TestClient, db_url: str, kb: Knowledge
+) -> None:
+    store_examples(db_url, kb, "01")
+    forms = [url for url in FORM_PAGES if url.startswith("/patients/EX01/") and "?" not in url]
+    signed_in(client, "clinician")
+    page = client.get("/patients/EX01").text
+    for url in forms:
+        assert f'href="{url}"' in page, url
+    signed_in(client, "reader")
+    page = client.get("/patients/EX01").text
+    assert not [url for url in forms if f'href="{url}"' in page]
