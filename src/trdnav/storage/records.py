@@ -14,6 +14,8 @@ record (``assessed_on`` empty), whose dates are checked against today.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -106,6 +108,56 @@ class Record:
     assessment: Assessment
 
 
+MemoKey = tuple[str, int, date, str | None]  # patient id, record version, today, locale
+
+
+class AssessmentMemo:
+    """The last assessments made, by patient, record version, day and locale.
+
+    An assessment is a pure function of the history, the knowledge, today and the locale, so the
+    patient page, its chart, its alerts polling and an acknowledgement of the same record version
+    on the same day share one. A hit also requires the very history (equal) and knowledge object
+    (identical) that were assessed, so a restored backup or another database with the same
+    identifiers and versions is never given a stale result.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[MemoKey, tuple[History, Knowledge, Assessment]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key: MemoKey, history: History, kb: Knowledge) -> Assessment | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+        if item is None or item[1] is not kb or item[0] != history:
+            return None
+        return item[2]
+
+    def put(self, key: MemoKey, history: History, kb: Knowledge, a: Assessment) -> None:
+        with self._lock:
+            self._items[key] = (history, kb, a)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_assessments = AssessmentMemo()
+
+
+def assess_record(
+    history: History, version: int, kb: Knowledge, today: date, locale: str | None = None
+) -> Assessment:
+    """:func:`assess_as_of` of a stored record version, shared with recent requests."""
+    key = (history.patient.id, version, today, locale)
+    a = _assessments.get(key, history, kb)
+    if a is None:
+        a = assess_as_of(history, kb, today, locale)
+        _assessments.put(key, history, kb, a)
+    return a
+
+
 def load(
     session: Session,
     patient_id: str,
@@ -117,7 +169,7 @@ def load(
 ) -> Record:
     """Read (audited) and assess one record; raises ``PatientNotFoundError``."""
     history, version = repository.load_record(session, patient_id, user, ip)
-    return Record(history, version, assess_as_of(history, kb, today, locale))
+    return Record(history, version, assess_record(history, version, kb, today, locale))
 
 
 def validate(data: HistoryData, kb: Knowledge, today: date) -> History:
@@ -146,7 +198,10 @@ def save(
     """
 
     def refresh(patient: m.Patient) -> None:
-        write_summary(session, patient, assess_as_of(history, kb, today))
+        a = assess_as_of(history, kb, today)
+        write_summary(session, patient, a)
+        # the page shown after the save reads this version back: it need not be assessed again
+        _assessments.put((history.patient.id, patient.version, today, None), history, kb, a)
         if also is not None:
             also(patient)
 
