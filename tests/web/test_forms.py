@@ -137,6 +137,7 @@ def test_a_new_patient_is_stored_as_entered_and_opens_on_its_page(
     }
     assert history.assessed_on is None  # a live record, assessed as of today
     assert client.get("/patients/P-100").status_code == 200
+    assert "P-100" in client.get("/patients").text  # its list summary was written too
 
 
 def test_a_duplicate_patient_id_is_refused_next_to_the_id_field(

@@ -48,7 +48,7 @@ class Kind(StrEnum):
 Spec = tuple[tuple[str, Kind], ...]
 
 MAX_LENGTH = {Kind.TEXT: 200, Kind.NOTE: 4000}
-MAX_DOSE_ROWS = 40
+MAX_DOSE_ROWS = 200
 _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _WHOLE = re.compile(r"^[+-]?\d+$")
 _DOSE_FIELD = re.compile(r"^doses\[(\d+)\]\.(from|mg_per_day)$")

@@ -289,6 +289,7 @@ def _treatment_context(
         "defaults": forms.treatment_defaults(kind),
         "drugs": forms.drug_names(kb) if kind == "medication" else [],
         "rows": forms.dose_rows(values, extra_rows),
+        "max_rows": forms.MAX_DOSE_ROWS,
         "row_added": row_added,
     }
 
