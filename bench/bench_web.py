@@ -8,11 +8,15 @@ drives each endpoint with the session cookie:
 
 - the patient list, first page (``/patients``), and searches (``/patients?q=…``);
 - patient pages (``/patients/{id}``) of different patients, one after the other;
+- the alerts fragment that 50 open patient pages poll (reported, no target);
 - the chart (``/patients/{id}/chart.svg``) of different patients (reported, no target).
 
 Target: p95 ≤ 150 ms at 10 concurrent clients for the list, the search and the patient page.
-Prints a table; exits 1 if a target is missed (or a request failed), so that `make bench` makes a
-regression visible. Every run stops by itself (wrk's duration, timeouts on everything else).
+Prints a table with p50/p95/p99, requests/s and the server's CPU time per request (read from
+/proc: unlike latency, it does not depend on what else the machine runs); exits 1 if a target is
+missed (or a request failed), so that `make bench` makes a regression visible. Every run stops by
+itself (wrk's duration, timeouts on everything else); only 127.0.0.1 is used.
+`--seconds`, `--connections`, `--only NAME` and `--rebuild` change a run (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ LUA = Path(__file__).resolve().parent / "web_load.lua"
 RUN_DB = web_data.OUT / "web-run.db"
 SERVER_LOG = web_data.OUT / "web-server.log"
 START_TIMEOUT = 120.0
+OPEN_PAGES = 50  # patient pages left open, each polling its alerts (every 20 s in the app)
 _RESULT = re.compile(r"^RESULT (.*)$", re.MULTILINE)
 
 
@@ -65,6 +70,13 @@ class Result:
     max_ms: float
     non200: int
     socket_errors: int
+    server_cpu_s: float | None  # CPU seconds the server process used during the run
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s * 1000 / self.requests
 
     @property
     def rate(self) -> float:
@@ -89,6 +101,11 @@ def scenarios() -> list[Scenario]:
         Scenario("patient list, search", [f"/patients?q={d}" for d in digits], TARGET_P95_MS),
         Scenario(
             "patient page (different patients)", [f"/patients/{i}" for i in ids], TARGET_P95_MS
+        ),
+        Scenario(
+            "alerts poll (50 open patient pages)",
+            [f"/patients/{i}/alerts" for i in ids[:OPEN_PAGES]],
+            None,
         ),
         Scenario(
             "chart SVG (different patients)",
@@ -231,8 +248,24 @@ def check_pages(port: int, cookie: str, first_patient: str) -> None:
 # --- load ----------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
-    port: int, cookie: str, scenario: Scenario, threads: int, connections: int, seconds: int
+    port: int,
+    cookie: str,
+    scenario: Scenario,
+    threads: int,
+    connections: int,
+    seconds: int,
+    server_pid: int,
 ) -> Result:
     paths_file = web_data.OUT / "web-paths.txt"
     paths_file.write_text("\n".join(scenario.paths) + "\n", encoding="utf-8")
@@ -251,9 +284,12 @@ def run_wrk(
         cookie,
         str(paths_file),
     ]
+    cpu_before = cpu_seconds(server_pid)
     done = subprocess.run(  # noqa: S603
         command, capture_output=True, text=True, timeout=seconds + 60, check=False
     )
+    cpu_after = cpu_seconds(server_pid)
+    used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     found = _RESULT.search(done.stdout)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -268,13 +304,14 @@ def run_wrk(
         max_ms=int(v["max_us"]) / 1000,
         non200=int(v["non200"]),
         socket_errors=int(v["socket_errors"]),
+        server_cpu_s=used,
     )
 
 
 def print_table(results: list[Result], connections: int) -> None:
     head = (
         f"{'endpoint':36} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-        f"{'errors':>6}  target p95"
+        f"{'errors':>6} {'cpu ms':>6}  target p95"
     )
     print(head)
     print("-" * len(head) + "-" * 12)
@@ -284,11 +321,15 @@ def print_table(results: list[Result], connections: int) -> None:
         shown = f"≤ {target:.0f} ms {verdict}" if target is not None else "(none)"
         if target is None and not r.ok:
             shown += " FAILED REQUESTS"
+        cpu = f"{r.cpu_ms_per_request:6.1f}" if r.cpu_ms_per_request is not None else "     -"
         print(
             f"{r.scenario.name:36} {r.rate:7.1f} {r.p50_ms:7.1f} {r.p95_ms:7.1f} {r.p99_ms:7.1f} "
-            f"{r.max_ms:7.0f} {r.non200 + r.socket_errors:6d}  {shown}"
+            f"{r.max_ms:7.0f} {r.non200 + r.socket_errors:6d} {cpu}  {shown}"
         )
-    print(f"({connections} concurrent connections over loopback, one server process)")
+    print(
+        f"({connections} concurrent connections over loopback, one server process; cpu ms = the "
+        "server's CPU time per request, which does not depend on what else the machine runs)"
+    )
 
 
 def main() -> int:
@@ -311,6 +352,7 @@ def main() -> int:
     )
     print(f"data set: {ds.patients:,} patients, {ds.measurements:,} measurements, {how}")
     url = fresh_copy(ds.path)
+    load_before = os.getloadavg()[0]
     create_user(url, USER, "clinician", PASSWORD)
     port = free_port()
     server = start_server(url, port)
@@ -323,11 +365,18 @@ def main() -> int:
             if args.only and args.only not in scenario.name:
                 continue
             results.append(
-                run_wrk(port, cookie, scenario, args.threads, args.connections, args.seconds)
+                run_wrk(
+                    port, cookie, scenario, args.threads, args.connections, args.seconds, server.pid
+                )
             )
     finally:
         stop_server(server)
     print_table(results, args.connections)
+    before, after = load_before, os.getloadavg()[0]
+    print(
+        f"machine load average (1 min) {before:.1f} before, {after:.1f} after, on "
+        f"{os.cpu_count()} CPUs: wrk and anything else running share them with the server"
+    )
     missed = [r.scenario.name for r in results if not r.ok]
     if missed:
         print(f"MISSED: {', '.join(missed)} (server log: {SERVER_LOG})")
