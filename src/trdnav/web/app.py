@@ -29,7 +29,12 @@ from trdnav.knowledge.load import Knowledge, default_knowledge
 from trdnav.storage.engine import make_engine, make_sessionmaker
 from trdnav.storage.repository import PatientNotFoundError, StaleRecordError
 from trdnav.web.deps import ForbiddenError, NotSignedInError
-from trdnav.web.security import SECURITY_HEADERS, SESSION_COOKIE, SessionCodec
+from trdnav.web.security import (
+    BACKGROUND_HEADER,
+    SECURITY_HEADERS,
+    SESSION_COOKIE,
+    SessionCodec,
+)
 from trdnav.web.settings import WebSettings
 
 HERE = Path(__file__).resolve().parent
@@ -105,7 +110,14 @@ def _install_middleware(app: FastAPI) -> None:
         response = await call_next(request)
         data = request.state.session
         is_static = request.url.path.startswith("/static/")
-        if data is not None and not request.state.session_cookie_set and not is_static:
+        # a page's own polling is not activity: it must not keep an unattended screen signed in
+        background = request.headers.get(BACKGROUND_HEADER) is not None
+        if (
+            data is not None
+            and not request.state.session_cookie_set
+            and not is_static
+            and not background
+        ):
             refreshed = type(data)(data.user_id, data.csrf, data.started, time.time())
             set_session_cookie(request, response, codec.dumps(refreshed))
         elif cookie and data is None and not request.state.session_cookie_set:

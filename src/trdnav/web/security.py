@@ -3,7 +3,8 @@
 - Passwords: argon2id (argon2-cffi defaults), re-hashed on sign-in when the parameters change.
 - Sessions: a signed cookie (itsdangerous) holding the user id, a CSRF token and the time of the
   last request; HttpOnly, SameSite=Lax, Secure when the request came over TLS. A session idle for
-  longer than ``idle_timeout_minutes`` (or older than ``session_max_hours``) is signed out.
+  longer than ``idle_timeout_minutes`` (or older than ``session_max_hours``) is signed out; a
+  page's own polling (header ``X-TRD-Background``) is not use.
 - CSRF: every state-changing request made with the session cookie must carry the session's token
   (form field ``csrf_token`` or header ``X-CSRF-Token``); API calls with a bearer token need none.
 - Throttling: after ``signin_max_failures`` failed sign-ins for one user name or one address within
@@ -30,6 +31,9 @@ from trdnav.storage import models as m
 SESSION_COOKIE = "trdnav_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+# sent by app.js with requests no user action triggered (htmx polling): they do not count as
+# activity, so they never postpone the idle sign-out
+BACKGROUND_HEADER = "X-TRD-Background"
 
 _hasher = PasswordHasher()
 

@@ -1,12 +1,15 @@
 // TRD Navigator: the only script of the pages besides htmx (CSP: script-src 'self').
-// - sends the session's CSRF token with every htmx request;
-// - warns a minute before the idle sign-out, then reloads to the sign-in page.
+// - sends the session's CSRF token with every htmx request, and marks polls as background;
+// - warns a minute before the idle sign-out (polls do not count as activity), then reloads.
 (function () {
   "use strict";
   var body = document.body;
   var csrf = body.getAttribute("data-csrf");
+  // a request no user action triggered (polling) is marked, so it does not count as activity
+  var background = function (detail) { return !detail.triggeringEvent; };
   document.addEventListener("htmx:configRequest", function (event) {
     if (csrf) { event.detail.headers["X-CSRF-Token"] = csrf; }
+    if (background(event.detail)) { event.detail.headers["X-TRD-Background"] = "poll"; }
   });
   var idle = parseInt(body.getAttribute("data-idle-minutes") || "0", 10);
   if (idle > 0) {
@@ -26,7 +29,10 @@
         setTimeout(function () { window.location.reload(); }, 60 * 1000);
       }, warnAt);
     };
-    document.addEventListener("htmx:afterRequest", reset);
+    document.addEventListener("htmx:afterRequest", function (event) {
+      var config = event.detail.requestConfig;
+      if (!config || !background(config)) { reset(); }
+    });
     reset();
   }
   document.addEventListener("click", function (event) {
