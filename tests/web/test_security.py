@@ -6,6 +6,7 @@ Sessions are driven through their clock by crafting cookies with the app's own `
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -24,9 +25,16 @@ from sqlalchemy import Engine, select, update
 from trdnav.knowledge.load import Knowledge
 from trdnav.storage import models as m
 from trdnav.storage.engine import make_sessionmaker
+from trdnav.web.app import HERE as WEB_DIR
 from trdnav.web.app import create_app
 from trdnav.web.routes.auth import SIGNIN_COOKIE, SIGNIN_TOKEN_SECONDS
-from trdnav.web.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE, SessionCodec, SessionData
+from trdnav.web.security import (
+    BACKGROUND_HEADER,
+    CONTENT_SECURITY_POLICY,
+    SESSION_COOKIE,
+    SessionCodec,
+    SessionData,
+)
 from trdnav.web.settings import DEV_SECRET, WebSettings
 
 from .conftest import PASSWORD, make_settings, signed_in, signin_token, store_examples
@@ -216,6 +224,33 @@ def test_activity_just_inside_the_idle_timeout_keeps_the_session_and_renews_it(
     assert reason == "" and data is not None
     assert data.last_seen >= now  # the request counted as activity
     assert data.started == started  # but the session is no younger
+
+
+def test_a_pages_own_polling_does_not_keep_an_unattended_session_alive(
+    app: FastAPI, client: TestClient
+) -> None:
+    now = time.time()
+    idle = app.state.settings.idle_timeout_minutes * 60
+    nearly_idle = cookie_for(app, "clinician", started=now - idle, last_seen=now - idle + 30)
+    client.cookies.set(SESSION_COOKIE, nearly_idle)
+    poll = {"HX-Request": "true", BACKGROUND_HEADER: "poll"}
+    polled = client.get("/patients", headers=poll)
+    assert polled.status_code == 200
+    assert not set_cookies(polled, SESSION_COOKIE)  # the session was not renewed
+    # the browser still holds the old cookie: once it idles out, the next poll is signed out
+    client.cookies.set(
+        SESSION_COOKIE, cookie_for(app, "clinician", started=now - idle, last_seen=now - idle - 1)
+    )
+    signed_out = client.get("/patients", headers=poll)
+    assert signed_out.status_code == 204
+    assert signed_out.headers["hx-redirect"] == "/signin?reason=idle"
+    # a request the user made is activity
+    client.cookies.set(SESSION_COOKIE, nearly_idle)
+    used = client.get("/patients", headers={"HX-Request": "true"})
+    assert used.status_code == 200 and set_cookies(used, SESSION_COOKIE)
+    # and the page script marks exactly its polls (requests without a triggering event)
+    script = (WEB_DIR / "static" / "js" / "app.js").read_text(encoding="utf-8")
+    assert f'headers["{BACKGROUND_HEADER}"]' in script and "triggeringEvent" in script
 
 
 def test_a_session_too_old_or_signed_with_another_key_is_refused_even_when_active(
@@ -451,6 +486,45 @@ def test_every_response_carries_the_security_headers_and_no_page_needs_inline_sc
     css = world.client.get("/static/css/app.css")
     assert css.status_code == 200 and css.headers["x-content-type-options"] == "nosniff"
     assert "no-store" not in css.headers.get("cache-control", "")  # public files may be cached
+
+
+def test_markup_stored_in_a_record_shows_as_text_on_every_page_of_the_record(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trdnav.web.routes import documents
+
+    monkeypatch.setattr(documents, "render_pdf", lambda _html: b"%PDF-1.7 stand-in")
+    evil = '<img src=x onerror="alert(1)">'
+    token = {
+        "Authorization": f"Bearer {world.api_tokens['clinician']}",
+        "Content-Type": "application/json",
+    }
+    trial = {
+        "type": "medication",
+        "drug": "sertraline",
+        "start": "2023-01-01",
+        "stop": "2023-03-01",
+        "doses": [{"from": "2023-01-01", "mg_per_day": 50}],
+        "outcome": "no_response",
+        "note": evil,
+    }
+    added = world.client.post(
+        "/api/patients/EX10/treatments", content=json.dumps(trial), headers=token
+    )
+    assert added.status_code == 201, added.text
+    index = re.fullmatch(r"treatments\[(\d+)\]", added.json()["item"])
+    assert index is not None
+    world.samples["index"] = index.group(1)
+    medication = {"drug": "sertraline", "note": evil}
+    added = world.client.post(
+        "/api/patients/EX10/current-medications", content=json.dumps(medication), headers=token
+    )
+    assert added.status_code == 201, added.text
+    pages = sorted(p for (m_, p) in POLICY if m_ == "GET" and "{patient_id}" in p)
+    raw = [p for p in pages if evil in world.request("GET", p, "clinician").text]
+    assert not raw, f"unescaped markup on {raw}"
+    shown = world.request("GET", "/patients/{patient_id}/treatments/{index}/edit", "clinician")
+    assert "&lt;img src=x onerror=" in shown.text  # it is there, as text
 
 
 # --- redirects --------------------------------------------------------------------------------
