@@ -8,7 +8,8 @@
 - CSRF: every state-changing request made with the session cookie must carry the session's token
   (form field ``csrf_token`` or header ``X-CSRF-Token``); API calls with a bearer token need none.
 - Throttling: after ``signin_max_failures`` failed sign-ins for one user name or one address within
-  ``signin_window_minutes``, sign-in is refused until the window has passed.
+  ``signin_window_minutes``, sign-in is refused until the window has passed. Failures keep a
+  digest of the name typed, never the text (it may be a password typed in the wrong field).
 """
 
 from __future__ import annotations
@@ -126,23 +127,32 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _name_key(username: str) -> str:
+    """What a failed sign-in keeps of the name typed: its digest, never the text.
+
+    People type their password into the user-name field by mistake; the throttle only needs to
+    recognise the same name again.
+    """
+    return hashlib.sha256(username.strip().lower().encode()).hexdigest()
+
+
 def signin_blocked(
     session: Session, username: str, ip: str | None, max_failures: int, window_minutes: int
 ) -> bool:
     """Too many recent failures for this user name, or (3× as many) from this address."""
     since = datetime.now(UTC) - timedelta(minutes=window_minutes)
     recent = select(func.count()).select_from(m.LoginAttempt).where(m.LoginAttempt.at >= since)
-    by_user = session.scalar(recent.where(m.LoginAttempt.username == username.lower())) or 0
+    by_user = session.scalar(recent.where(m.LoginAttempt.username == _name_key(username))) or 0
     by_ip = session.scalar(recent.where(m.LoginAttempt.ip == ip)) or 0 if ip else 0
     # an address may try a few user names (a shared clinic computer), but not indefinitely
     return by_user >= max_failures or by_ip >= max_failures * 3
 
 
 def record_failed_signin(session: Session, username: str, ip: str | None) -> None:
-    session.add(m.LoginAttempt(username=username.lower()[:120], ip=ip, at=datetime.now(UTC)))
+    session.add(m.LoginAttempt(username=_name_key(username), ip=ip, at=datetime.now(UTC)))
     session.commit()
 
 
 def clear_failed_signins(session: Session, username: str) -> None:
-    session.query(m.LoginAttempt).filter(m.LoginAttempt.username == username.lower()).delete()
+    session.query(m.LoginAttempt).filter(m.LoginAttempt.username == _name_key(username)).delete()
     session.commit()

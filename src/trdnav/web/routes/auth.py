@@ -140,21 +140,24 @@ def signin(
             "Nothing was checked: enter your user name and password again.",
             403,
         )
+    user = db.scalar(select(m.User).where(m.User.username == username)) if username else None
+    # a name that is no user's is not written down: it may be a password typed in the wrong field
+    who = user.username if user is not None else "(unknown user)"
+    user_id = str(user.id) if user is not None else None
     if signin_blocked(
         db, username, ip, settings.signin_max_failures, settings.signin_window_minutes
     ):
-        record_audit(db, username or "(blank)", "signin_throttled", "user", None, ip)
+        record_audit(db, who, "signin_throttled", "user", user_id, ip)
         db.commit()
         return refuse(
             f"Too many failed sign-ins. Wait {settings.signin_window_minutes} minutes and try "
             "again, or ask an administrator to reset your password.",
             429,
         )
-    user = db.scalar(select(m.User).where(m.User.username == username)) if username else None
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.active:
         record_failed_signin(db, username, ip)
-        record_audit(db, username or "(blank)", "signin_failed", "user", None, ip)
+        record_audit(db, who, "signin_failed", "user", user_id, ip)
         db.commit()
         return refuse("The user name or password is not right.", 401)
     if needs_rehash(user.password_hash):
