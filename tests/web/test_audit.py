@@ -170,18 +170,23 @@ def test_a_self_report_submission_is_audited_under_the_links_name(
     assert audited(app, after, started, who, "update", "EX10")
 
 
-def test_sign_in_and_failed_sign_in_are_audited_with_their_address(
+def test_sign_ins_are_audited_with_their_address_but_never_an_unknown_name_typed(
     app: FastAPI, client: TestClient
 ) -> None:
+    from .test_security import database_rows, sign_in
+
     after, started = last_event_id(app), datetime.now(UTC)
     signed_in(client, "admin")
     uid = str(next(e.entity_id for e in events_since(app, after) if e.action == "signin"))
     assert audited(app, after, started, "admin", "signin", uid)
-    from .test_security import sign_in
-
     client.cookies.clear()
     assert sign_in(client, "admin", "not the password").status_code == 401
-    assert audited(app, after, started, "admin", "signin_failed", None)
+    assert audited(app, after, started, "admin", "signin_failed", uid)
+    # a password typed into the name field by mistake is stored nowhere, not even for throttling
+    typed = "Tr0ub4dor&3-typed-in-the-wrong-field"
+    assert sign_in(client, typed, "").status_code == 401
+    assert audited(app, after, started, "(unknown user)", "signin_failed", None)
+    assert typed.lower() not in repr(database_rows(app.state.engine)).lower()
 
 
 # --- append-only ------------------------------------------------------------------------------
@@ -262,16 +267,21 @@ def test_the_audit_page_shows_who_when_what_which_and_from_where_newest_first(
     assert event.entity == "audit"
 
 
-def test_markup_typed_at_sign_in_shows_as_text_in_the_audit_log(
+def test_markup_in_a_user_name_shows_as_text_in_the_audit_log_and_the_user_list(
     app: FastAPI, client: TestClient
 ) -> None:
     from .test_security import sign_in
 
-    assert sign_in(client, "<script>alert(1)</script>", "wrong password!").status_code == 401
-    session_for(app, client, "admin")
-    page = client.get("/admin/audit")
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
-    assert "<script>alert(1)" not in page.text
+    csrf = session_for(app, client, "admin")
+    name = "<script>alert(1)</script>"
+    form = {"username": name, "role": "read_only", "password": "x" * 12, "csrf_token": csrf}
+    assert client.post("/admin/users", data=form).status_code == 303
+    with TestClient(app, follow_redirects=False) as other:
+        assert sign_in(other, name, "x" * 12).status_code == 303
+    for path in ("/admin/audit", "/admin/users"):
+        page = client.get(path)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text, path
+        assert "<script>alert(1)" not in page.text, path
 
 
 def test_the_audit_log_filters_by_user_patient_action_and_utc_dates(
