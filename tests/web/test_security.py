@@ -100,6 +100,15 @@ def database_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
+def audit_actions(app: FastAPI, action: str) -> list[tuple[str, str | None]]:
+    """(who, entity id) of every audit event with ``action``."""
+    with make_sessionmaker(app.state.engine)() as db:
+        query = select(m.AuditEvent.who, m.AuditEvent.entity_id).where(
+            m.AuditEvent.action == action
+        )
+        return [(who, eid) for who, eid in db.execute(query.order_by(m.AuditEvent.id))]
+
+
 def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
     form = {"username": username, "password": password, "csrf_token": signin_token(client)}
     return client.post("/signin", data=form)
@@ -614,6 +623,7 @@ def test_a_deactivated_user_cannot_sign_in_and_their_open_session_and_tokens_sto
         done = admin.post(f"/admin/users/{clinician}/deactivate", data={"csrf_token": csrf})
         assert done.status_code == 303
         assert "deactivated" in admin.get(done.headers["location"]).text
+    assert audit_actions(app, "user_deactivate") == [("admin", str(clinician))]
     # the open session stops at its next request
     stopped = client.get("/patients")
     assert stopped.status_code == 303 and stopped.headers["location"].startswith("/signin")
@@ -665,6 +675,7 @@ def test_a_new_user_needs_a_name_a_known_role_and_a_password_of_12_characters(
     ok = {"username": "nurse", "role": "read_only", "password": "x" * 12}
     created = client.post("/admin/users", data={**ok, "csrf_token": csrf})
     assert created.status_code == 303
+    assert audit_actions(app, "user_create") == [("admin", str(user_id(app, "nurse")))]
     listing = client.get(created.headers["location"]).text
     assert "User nurse was created." in listing and "Read-only" in listing
     # the notice names only a user really there: a crafted link shows nothing
