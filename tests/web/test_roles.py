@@ -152,6 +152,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
 }
 
 # Routes that are not the app's own (no APIRoute) and carry no clinic data: skipped by name.
+# (/api/docs is the app's own page, an APIRoute with a policy line: FastAPI's Swagger page is off.)
 NOT_APP_ROUTES = {
     "/static": "the stylesheet, the script and vendored htmx: public files, no data",
     "/api/openapi.json": "the API's description, generated from the code (open source anyway)",
