@@ -19,7 +19,14 @@ from trdnav.core.options import OptionResult, plan_options
 from trdnav.core.reasons import Explanation, ReasonCode
 from trdnav.core.reevaluation import Trigger, reevaluation_triggers
 from trdnav.core.resistance import TrdDetermination, count_distinct_failures, determine_trd
-from trdnav.core.safety import Finding, SafetyAlert, safety_alerts, screen_current, screen_option
+from trdnav.core.safety import (
+    Finding,
+    SafetyAlert,
+    patient_drugs,
+    safety_alerts,
+    screen_current,
+    screen_option,
+)
 from trdnav.core.schedule import DueItem, measurement_schedule
 from trdnav.core.staging.dm_trd import stage_dm_trd
 from trdnav.core.staging.european import stage_european
@@ -135,8 +142,10 @@ def _safety_alert(a: SafetyAlert) -> Alert:
 
 def _with_plan(history: History, a: Assessment, kb: Knowledge, as_of: date) -> Assessment:
     """Screen every option and the current regimen, then rank the options for this patient."""
+    patient = patient_drugs(history, as_of, kb)
     findings = {
-        o.id: screen_option(o.id, o.drugs, history, as_of, kb) for o in kb.options.options.values()
+        o.id: screen_option(o.id, o.drugs, history, as_of, kb, patient)
+        for o in kb.options.options.values()
     }
     options = plan_options(history, a, kb, findings=findings)
     current = screen_current(history, as_of, kb)

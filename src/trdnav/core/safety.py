@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -103,8 +104,29 @@ def _matches(target: Target, use: DrugUse) -> bool:
         return True
     if use.drug_class is not None and use.drug_class in target.classes:
         return True
-    key = normalize_drug_name(use.name)
-    return any(normalize_drug_name(n) == key for n in target.names)
+    return bool(target.names) and normalize_drug_name(use.name) in _folded(target.names)
+
+
+@lru_cache(maxsize=1024)
+def _folded(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_drug_name(n) for n in names)
+
+
+@dataclass(frozen=True)
+class PatientDrugs:
+    """What every option's screening reads of the patient, derived once per plan."""
+
+    conditions: dict[str, set[str | None]]
+    current: list[DrugUse]
+    stopped: list[DrugUse]
+
+
+def patient_drugs(history: History, as_of: date, kb: Knowledge) -> PatientDrugs:
+    return PatientDrugs(
+        _condition_statuses(history, kb),
+        current_drugs(history, as_of, kb),
+        stopped_drugs(history, as_of, kb),
+    )
 
 
 def _option_matches(target: Target, option_id: str) -> bool:
@@ -249,9 +271,16 @@ def _washout(stopped: DrugUse, starting: DrugUse, kb: Knowledge) -> Washout | No
     return max(rules, key=lambda w: w.days, default=None)
 
 
-def applicable_caps(drug_id: str, history: History, as_of: date, kb: Knowledge) -> list[DoseCap]:
+def applicable_caps(
+    drug_id: str,
+    history: History,
+    as_of: date,
+    kb: Knowledge,
+    conditions: dict[str, set[str | None]] | None = None,
+) -> list[DoseCap]:
     """The dose caps of ``drug_id`` that apply to this patient (general caps included)."""
-    conditions = _condition_statuses(history, kb)
+    if conditions is None:
+        conditions = _condition_statuses(history, kb)
     genes = _poor_metabolizer_genes(history)
     out: list[DoseCap] = []
     for cap in kb.safety.dose_caps:
@@ -279,19 +308,26 @@ def _scoped(
 
 
 def screen_option(
-    option_id: str, drugs: Sequence[str], history: History, as_of: date, kb: Knowledge
+    option_id: str,
+    drugs: Sequence[str],
+    history: History,
+    as_of: date,
+    kb: Knowledge,
+    patient: PatientDrugs | None = None,
 ) -> list[Finding]:
     """Findings for starting ``option_id`` (which would start one of ``drugs``) on ``as_of``.
 
     ``drugs`` are the option's candidate drugs. A rule that hits only some of them is reported
     for those drugs, and a contraindication becomes a caution for the option as a whole. An
     option whose id starts with ``switch_`` stops the current antidepressants first: they are
-    screened as washouts counted from ``as_of`` rather than as combinations.
+    screened as washouts counted from ``as_of`` rather than as combinations. ``patient`` is
+    :func:`patient_drugs` of the same history and date, when the caller screens many options.
     """
+    patient = patient or patient_drugs(history, as_of, kb)
     new = [_use(kb, d) for d in drugs]
     n = len(new)
-    conditions = _condition_statuses(history, kb)
-    current = current_drugs(history, as_of, kb)
+    conditions = patient.conditions
+    current = patient.current
     switching = option_id.startswith("switch_")
     findings: list[Finding] = []
 
@@ -321,7 +357,7 @@ def screen_option(
                 out.setdefault(w.id, (w, []))[1].append(u.label)
         return out
 
-    for s in stopped_drugs(history, as_of, kb):
+    for s in patient.stopped:
         if s.stop is None:
             continue
         for w, matched in washouts(s, s.stop).values():
@@ -389,7 +425,7 @@ def screen_option(
     for u in new:
         if u.drug_id is None:
             continue
-        caps = applicable_caps(u.drug_id, history, as_of, kb)
+        caps = applicable_caps(u.drug_id, history, as_of, kb, conditions)
         if caps:
             lowest = min(caps, key=lambda c: c.max_mg_per_day)
             findings.append(

@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -46,6 +46,7 @@ _FORM_SUFFIXES = frozenset(
 )
 
 
+@lru_cache(maxsize=8192)
 def normalize_drug_name(name: str) -> str:
     """Fold case, punctuation and release-form suffixes: ``"Wellbutrin XL"`` -> ``"wellbutrin"``."""
     tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
