@@ -47,6 +47,7 @@ bench: $(STAMP)  # runs every benchmark, then fails if any missed its target
 	status=0; \
 	$(BIN)/python bench/bench_assess.py || status=1; \
 	$(BIN)/python bench/bench_measurement.py || status=1; \
+	$(BIN)/python bench/bench_web.py || status=1; \
 	exit $$status
 
 schema: $(STAMP)

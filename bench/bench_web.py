@@ -2,7 +2,7 @@
 
 The data set (``bench/web_data.py``: 10,000 patients, 1,000,000 measurements, summaries computed
 by the core) is built once and cached under ``out/bench/``; each run works on a fresh copy of it.
-The real server (``trdnav serve``, one process, fixed ``--today``) is started on a free port of
+The real server (``trdnav serve --workers 2``, fixed ``--today``) is started on a free port of
 127.0.0.1, a clinician signs in, and ``wrk`` (``-t2 -c10 -d20s --latency``, ``bench/web_load.lua``)
 drives each endpoint with the session cookie:
 
@@ -26,6 +26,7 @@ import http.client
 import os
 import random
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,7 @@ PASSWORD = "bench-password-not-secret"  # noqa: S105 - a throwaway user of a thr
 LUA = Path(__file__).resolve().parent / "web_load.lua"
 RUN_DB = web_data.OUT / "web-run.db"
 SERVER_LOG = web_data.OUT / "web-server.log"
+WORKERS = int(os.environ.get("TRDNAV_BENCH_WORKERS", "2"))  # one per core of this machine
 START_TIMEOUT = 120.0
 OPEN_PAGES = 50  # patient pages left open, each polling its alerts (every 20 s in the app)
 _RESULT = re.compile(r"^RESULT (.*)$", re.MULTILINE)
@@ -135,9 +137,12 @@ def fresh_copy(source: Path) -> str:
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "TRDNAV_DEV": "1",
+        # production settings: a real secret (not development mode, so templates are not
+        # re-read from disk on every render)
+        "TRDNAV_SECRET_KEY": secrets.token_urlsafe(48),
         "TRDNAV_IDLE_TIMEOUT_MINUTES": "240",  # the cookie is signed once for the whole run
     }
+    env.pop("TRDNAV_DEV", None)
     command = [
         sys.executable,
         "-m",
@@ -151,6 +156,8 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
         str(port),
         "--today",
         web_data.TODAY.isoformat(),
+        "--workers",
+        str(WORKERS),
     ]
     log = SERVER_LOG.open("wb")
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
@@ -248,14 +255,33 @@ def check_pages(port: int, cookie: str, first_patient: str) -> None:
 # --- load ----------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+def _stat(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat.rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time so far of a process and its descendants (the server's worker
+    processes) — Linux /proc; None elsewhere."""
+    if _stat(pid) is None:
+        return None
+    family, total = {pid}, 0.0
+    stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    grew = True
+    while grew:
+        grew = False
+        for child, fields in stats.items():
+            if fields is not None and child not in family and int(fields[1]) in family:
+                family.add(child)
+                grew = True
+    for member in family:
+        fields = stats.get(member)
+        if fields is not None:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def run_wrk(

@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -162,6 +162,17 @@ def register(app: typer.Typer) -> None:
         today: Annotated[
             str | None, typer.Option(help="a fixed today (YYYY-MM-DD), for demos and tests")
         ] = None,
+        workers: Annotated[
+            int, typer.Option(min=1, max=64, help="worker processes (about one per core)")
+        ] = 1,
+        forwarded_allow_ips: Annotated[
+            str | None,
+            typer.Option(
+                help="addresses of a trusted TLS reverse proxy (e.g. 127.0.0.1): its "
+                "X-Forwarded-For/-Proto headers then give the client address (audit, "
+                "throttling) and https (Secure cookies, HSTS)"
+            ),
+        ] = None,
     ) -> None:
         """Serve the clinic web app and JSON API (uvicorn)."""
         import uvicorn
@@ -186,11 +197,24 @@ def register(app: typer.Typer) -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
         typer.echo(f"TRD Navigator on http://{host}:{port}  (not a medical device)")
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            access_log=False,  # uvicorn's access log prints paths with patient ids: ours does not
-            log_level="warning",
-            proxy_headers=False,
-        )
+        proxy = {
+            "proxy_headers": forwarded_allow_ips is not None,
+            "forwarded_allow_ips": forwarded_allow_ips,
+        }
+        common: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "access_log": False,  # uvicorn's access log prints paths with patient ids: ours not
+            "log_level": "warning",
+            **proxy,
+        }
+        if workers == 1:
+            uvicorn.run(create_app(settings), **common)
+            return
+        # each worker process builds its own app from the environment (same settings)
+        os.environ["TRDNAV_DATABASE_URL"] = settings.database_url
+        if settings.dev_mode:
+            os.environ["TRDNAV_DEV"] = "1"
+        if settings.today is not None:
+            os.environ["TRDNAV_TODAY"] = settings.today.isoformat()
+        uvicorn.run("trdnav.web.app:create_app", factory=True, workers=workers, **common)

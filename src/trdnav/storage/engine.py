@@ -1,7 +1,13 @@
-"""Engines: SQLite gets WAL journaling and enforced foreign keys on every connection."""
+"""Engines: SQLite gets WAL journaling and enforced foreign keys on every connection.
+
+SQLite commits are durable on power loss (``synchronous=FULL``) unless
+``TRDNAV_SQLITE_SYNCHRONOUS=NORMAL`` is set: faster under write load (every read of patient data
+writes an audit event), but a power failure may lose the last commits (never corrupts the file).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -15,6 +21,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        mode = os.environ.get("TRDNAV_SQLITE_SYNCHRONOUS", "FULL").upper()
+        if mode in ("FULL", "NORMAL"):
+            cursor.execute(f"PRAGMA synchronous={mode}")
     finally:
         cursor.close()
 

@@ -19,7 +19,7 @@ from trdnav.web.api_models import (
     PatientRowOut,
     SummaryOut,
 )
-from trdnav.web.routes.patients import PAGE_SIZE, acknowledgements, patient_rows
+from trdnav.web.routes.patients import acknowledgements, list_slice
 
 
 def acknowledgement_out(ack: dict[str, Any] | None) -> AcknowledgementOut | None:
@@ -95,15 +95,5 @@ def row_out(row: dict[str, Any]) -> PatientRowOut:
 def list_rows(
     db: Session, today: date, q: str, show: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """``limit`` rows from ``offset``, read through the pages of the patient list."""
-    first = offset // PAGE_SIZE + 1
-    last = (offset + limit - 1) // PAGE_SIZE + 1
-    rows: list[dict[str, Any]] = []
-    total = 0
-    for page in range(first, last + 1):
-        found, total = patient_rows(db, today, q, show, page)
-        rows.extend(found)
-        if len(found) < PAGE_SIZE:
-            break
-    start = offset - (first - 1) * PAGE_SIZE
-    return rows[start : start + limit], total
+    """``limit`` rows of the patient list from ``offset``, in the page's order."""
+    return list_slice(db, today, q, show, limit, offset)

@@ -43,8 +43,9 @@ log = logging.getLogger("trdnav.web")
 DISCLAIMER = "Decision support for qualified clinicians — not a medical device."
 
 
-def templates() -> Jinja2Templates:
+def templates(reload: bool = False) -> Jinja2Templates:
     t = Jinja2Templates(directory=str(HERE / "templates"))
+    t.env.auto_reload = reload  # re-reading template files on every render is for development
     t.env.globals.update(app_version=__version__, disclaimer=DISCLAIMER)
     return t
 
@@ -296,7 +297,7 @@ def create_app(settings: WebSettings | None = None, knowledge: Knowledge | None 
     app.state.knowledge = knowledge or default_knowledge()
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.templates = templates()
+    app.state.templates = templates(reload=settings.dev_mode)
     app.state.session_codec = SessionCodec(
         settings.secret_key, settings.idle_timeout_minutes * 60, settings.session_max_hours * 3600
     )

@@ -54,6 +54,13 @@ def patient_rows(
     db: Session, today: date, search: str, show: str, page: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the list (suicide-risk and open alerts first), and the number matching."""
+    return list_slice(db, today, search, show, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+
+
+def list_slice(
+    db: Session, today: date, search: str, show: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` rows of the list from ``offset``, and the number matching."""
     query = select(m.Patient, m.PatientSummary).outerjoin(
         m.PatientSummary, m.PatientSummary.patient_id == m.Patient.id
     )
@@ -69,7 +76,7 @@ def patient_rows(
     query = query.order_by(
         m.PatientSummary.suicide_risk.desc(), m.PatientSummary.next_due, m.Patient.external_id
     )
-    found = db.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    found = db.execute(query.limit(limit).offset(offset)).all()
     acks = acknowledgements(db, [p.id for p, _ in found])
     rows = []
     for patient, summary in found:
