@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "selfreport_links",
     "login_attempts",
     "api_tokens",
+    "courses",
 }
 
 

@@ -317,3 +317,20 @@ def _refuse_audit_changes(session: Session, _context: Any, _instances: Any) -> N
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyError("audit events are append-only")
+
+
+class CourseRow(Base):
+    """One interventional course, the :class:`~trdnav.core.courses.model.Course` saved whole as
+    JSON in ``data``; the other columns are copies for listing and filtering."""
+
+    __tablename__ = "courses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[int] = _patient_fk()
+    treatment: Mapped[str] = mapped_column(String(32))
+    protocol_id: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(32))
+    start: Mapped[date] = mapped_column(Date)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
