@@ -1,0 +1,40 @@
+"""The course documents for the pages, the API and the CLI: each is the reports' own function
+(:mod:`trdnav.reports`) fed with what the store and the course engine give; nothing is drawn or
+computed here."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from trdnav.core.courses import rems, schedule
+from trdnav.knowledge.load import Knowledge
+from trdnav.reports import rems as rems_report
+from trdnav.reports.course_chart import draw_course_chart
+from trdnav.storage import repository
+from trdnav.web.course_ops import Opened
+
+
+def calendar() -> schedule.ClinicCalendar:
+    """The clinic's calendar: open Monday to Friday (no closed dates configured yet)."""
+    return schedule.ClinicCalendar(open_weekdays=frozenset(range(5)), closed_dates=frozenset())
+
+
+def chart_svg(
+    db: Session, kb: Knowledge, o: Opened, today: date, user: str, ip: str | None = None
+) -> str | None:
+    """The per-course chart, or None when the patient has no scores to draw."""
+    history = repository.load_history(db, o.course.patient_id, user, ip)
+    planned = schedule.planned_sessions(o.protocol, o.course, calendar())
+    phases = {p.id: p.name for p in o.protocol.phases}
+    try:
+        return draw_course_chart(
+            o.course, history, kb, planned, phases, course_label=o.protocol.name
+        )
+    except ValueError:
+        return None
+
+
+def rems_csv(o: Opened) -> str:
+    return rems_report.rems_csv(rems.rems_rows(o.protocol, o.course))
