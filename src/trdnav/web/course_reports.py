@@ -38,3 +38,39 @@ def chart_svg(
 
 def rems_csv(o: Opened) -> str:
     return rems_report.rems_csv(rems.rems_rows(o.protocol, o.course))
+
+
+def summary_html(
+    db: Session, kb: Knowledge, o: Opened, today: date, clinic_name: str, user: str
+) -> str:
+    """The course summary document (the reports' own), as of ``today``."""
+    from trdnav.core.courses import thresholds
+    from trdnav.reports.course_summary import render_course_summary_html
+    from trdnav.storage import records
+    from trdnav.web import course_ops
+
+    history = repository.load_history(db, o.course.patient_id, user)
+    assessment = records.assess_as_of(history, kb, today)
+    planned = schedule.planned_sessions(o.protocol, o.course, calendar())
+    findings = course_ops.findings_for(db, kb, o, today, user)
+    return render_course_summary_html(
+        o.course,
+        history,
+        assessment,
+        kb,
+        o.protocol,
+        chart_svg(db, kb, o, today, user),
+        today,
+        clinic_name,
+        planned=planned,
+        evaluate=lambda r: thresholds.evaluate_session(o.protocol, o.course, r),
+        eligibility=course_ops.decide(o, findings),
+    )
+
+
+def summary_pdf(
+    db: Session, kb: Knowledge, o: Opened, today: date, clinic_name: str, user: str
+) -> bytes:
+    from trdnav.reports.course_summary import render_course_summary_pdf
+
+    return render_course_summary_pdf(summary_html(db, kb, o, today, clinic_name, user))
