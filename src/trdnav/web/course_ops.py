@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
@@ -37,6 +37,7 @@ from trdnav.storage import courses as store
 from trdnav.storage import repository
 
 MIN_REASON = 10
+M = TypeVar("M", bound=BaseModel)
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
@@ -58,7 +59,7 @@ def problems_of(exc: ValidationError, prefix: str = "") -> list[Problem]:
     return out
 
 
-def validated[M: BaseModel](model: type[M], data: Any, prefix: str = "") -> M:
+def validated(model: type[M], data: Any, prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -218,7 +219,9 @@ def override(
         problems.append(Problem("code", "not_a_contraindication", "not a contraindication shown"))
     if len(reason.strip()) < MIN_REASON:
         problems.append(
-            Problem("reason", "reason_too_short", f"write the reason (at least {MIN_REASON} characters)")
+            Problem(
+                "reason", "reason_too_short", f"write the reason (at least {MIN_REASON} characters)"
+            )
         )
     if problems:
         raise InputError(problems)

@@ -9,7 +9,7 @@ it, 412 when stale), except creating a course.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -52,6 +52,7 @@ router = APIRouter(
 )
 
 CourseId = Annotated[str, Path(max_length=64, description="the course id (C-…)")]
+M = TypeVar("M", bound=BaseModel)
 READ = error_responses(401, 403, 404, 422)
 WRITE = error_responses(401, 403, 404, 412, 415, 422, 428)
 
@@ -132,7 +133,7 @@ def _doc(model: Any, what: str) -> dict[str, Any]:
     }
 
 
-def _body[M: BaseModel](model: type[M], body: Any) -> M:
+def _body(model: type[M], body: Any) -> M:
     return course_ops.validated(model, body)
 
 
@@ -255,18 +256,24 @@ def change_course(
     ip = ip_of(request)
     course, version = o.course, o.version
     if data.rescheduled:
-        moved = course_ops.validated(Course, {**course.model_dump(), "rescheduled": {
-            **course.rescheduled, **data.rescheduled}}, "").rescheduled
+        moved = course_ops.validated(
+            Course,
+            {**course.model_dump(), "rescheduled": {**course.rescheduled, **data.rescheduled}},
+            "",
+        ).rescheduled
         course = course.model_copy(update={"rescheduled": moved})
     plan = {"plan_after": data.plan_after, "plan_note": data.plan_note, "status": data.status}
-    course, version = course_ops.set_plan(db, Opened(course, version, o.protocol), plan, user.who, ip)
+    course, version = course_ops.set_plan(
+        db, Opened(course, version, o.protocol), plan, user.who, ip
+    )
     return _out(response, course, version)
 
 
 @router.get(
     "/courses/{course_id}/eligibility",
     summary="The eligibility decision",
-    description="The planner's safety findings for the protocol's option and the engine's decision.",
+    description="The planner's safety findings for the protocol's option, and the engine's "
+    "decision.",
     response_model=EligibilityOut,
     responses=READ,
 )
@@ -288,7 +295,7 @@ def read_eligibility(
 @router.post(
     "/courses/{course_id}/eligibility",
     summary="Record the eligibility review (cautions, consent); optionally start",
-    description='Requires `If-Match`. With `?start=true` the course becomes active when the '
+    description="Requires `If-Match`. With `?start=true` the course becomes active when the "
     "engine says it can start (422 with the reasons otherwise).",
     response_model=EligibilityOut,
     responses=WRITE,
@@ -313,13 +320,17 @@ def post_eligibility(
     findings = course_ops.findings_for(db, kb, o, today, user.who, ip)
     consent = {"consent_on": data.consent_on, "consent_note": data.consent_note}
     now = datetime.now(UTC)
-    course, version = course_ops.review(db, o, findings, data.acknowledged, consent, user.who, now, ip)
+    course, version = course_ops.review(
+        db, o, findings, data.acknowledged, consent, user.who, now, ip
+    )
     o = Opened(course, version, o.protocol)
     if start:
         course, version = course_ops.start(db, o, findings, user.who, ip)
         o = Opened(course, version, o.protocol)
     response.headers["ETag"] = etag(o.version)
-    return EligibilityOut(version=o.version, findings=findings, decision=course_ops.decide(o, findings))
+    return EligibilityOut(
+        version=o.version, findings=findings, decision=course_ops.decide(o, findings)
+    )
 
 
 @router.post(
@@ -382,7 +393,9 @@ def post_session(
             db, o, data.record, user.who, datetime.now(UTC), data.override_reason, ip_of(request)
         )
     except InputError as exc:
-        raise InputError([Problem(f"record.{p.loc}", p.code, p.message) for p in exc.problems]) from None
+        raise InputError(
+            [Problem(f"record.{p.loc}", p.code, p.message) for p in exc.problems]
+        ) from None
     response.headers["ETag"] = etag(result.version)
     return SessionOut(version=result.version, record=result.record, evaluation=result.evaluation)
 

@@ -14,11 +14,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from trdnav.core.courses import schedule
-from trdnav.core.courses.model import Course
-from trdnav.errors import InputError
+from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge
 from trdnav.storage import courses as store
 from trdnav.storage import repository
@@ -61,7 +61,9 @@ def calendar() -> schedule.ClinicCalendar:
     return schedule.ClinicCalendar(open_weekdays=frozenset(range(5)), closed_dates=frozenset())
 
 
-def opened(db: Session, kb: Knowledge, course_id: str, user: CurrentUser, request: Request) -> Opened:
+def opened(
+    db: Session, kb: Knowledge, course_id: str, user: CurrentUser, request: Request
+) -> Opened:
     try:
         return course_ops.open_course(db, kb, course_id, user.who, ip_of(request))
     except store.CourseNotFoundError:
@@ -71,7 +73,7 @@ def opened(db: Session, kb: Knowledge, course_id: str, user: CurrentUser, reques
 def version_of(values: dict[str, str]) -> int:
     raw = values.get("version", "")
     if not raw.isdigit():
-        raise InputError([course_ops.Problem("version", "missing", "the form's version is missing")])
+        raise InputError([Problem("version", "missing", "the form's version is missing")])
     return int(raw)
 
 
@@ -376,7 +378,7 @@ async def _course_action(
     return RedirectResponse(course_url(course_id, "#" + action), status_code=303)
 
 
-class _DateIn(course_ops.BaseModel):
+class _DateIn(BaseModel):
     on: date
 
 
@@ -563,7 +565,3 @@ def course_rems(
         raise HTTPException(404, "REMS monitoring data exist for esketamine courses only.")
     headers = {"Content-Disposition": f'attachment; filename="rems-{o.course.id}.csv"'}
     return Response(rems_csv(o), media_type="text/csv; charset=utf-8", headers=headers)
-
-
-def _unused(_c: Course) -> None:  # pragma: no cover - keeps the import for type checkers
-    return None
