@@ -18,9 +18,11 @@ deterministic: the same input gives the same string; every text is escaped.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 from xml.sax.saxutils import escape
 
 from trdnav.core.alerts import Alert, suicide_alerts
@@ -554,3 +556,41 @@ def _draw_legend(
         entry(f'<polygon points="6,-6 12,5 0,5" fill="{ALERT}"/>', "suicide-risk alert")
     out.append("</g>")
     return out
+
+
+def _engine(name: str) -> Any:
+    """A module of the course engine (``trdnav.core.courses.<name>``), imported when first used."""
+    return importlib.import_module(f"trdnav.core.courses.{name}")
+
+
+def render_course_chart_svg(
+    course: Course,
+    history: History,
+    kb: Knowledge,
+    protocol: Any,
+    calendar: Any = None,
+    instrument: str | None = None,
+) -> str:
+    """The course chart (see the module docstring): the schedule is
+    :func:`trdnav.core.courses.schedule.planned_sessions` of ``protocol`` and ``course`` with
+    ``calendar`` (default: open Monday to Friday, no closed dates); phases are labelled with the
+    protocol's phase names. Raises ValueError for an ``instrument`` the knowledge base lacks."""
+    schedule = _engine("schedule")
+    if calendar is None:
+        calendar = schedule.ClinicCalendar(
+            open_weekdays=frozenset(range(5)), closed_dates=frozenset()
+        )
+    planned: list[PlannedSession] = list(schedule.planned_sessions(protocol, course, calendar))
+    labels = {
+        str(getattr(ph, "id", "")): str(getattr(ph, "name", getattr(ph, "id", "")))
+        for ph in getattr(protocol, "phases", ())
+    }
+    return draw_course_chart(
+        course,
+        history,
+        kb,
+        planned,
+        labels,
+        instrument=instrument,
+        course_label=getattr(protocol, "name", None),
+    )
