@@ -418,7 +418,7 @@ def _draw_thresholds(ax: _Axes, cs: CourseScores) -> list[str]:
     for value, label, colour, dash in sorted(lines, key=lambda t: -t[0]):
         y = ax.y(value)
         below = previous is not None and y - previous <= 14  # too close: write it under
-        text = _text(RIGHT - 4, y + 12 if below else y - 4, label, SMALL, colour, anchor="end")
+        text = _text(LEFT + 4, y + 12 if below else y - 4, label, SMALL, colour)
         out.append(f'<g class="threshold">{_line(LEFT, y, RIGHT, y, colour, 1.3, dash)}{text}</g>')
         previous = y
     return out
