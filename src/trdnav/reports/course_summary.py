@@ -34,7 +34,7 @@ from trdnav.core.courses.results import (
 )
 from trdnav.core.history import History
 from trdnav.knowledge.load import Knowledge
-from trdnav.reports.course_chart import CourseScores, choose_instrument, course_scores
+from trdnav.reports.course_chart import CourseScores, _engine, choose_instrument, course_scores
 from trdnav.reports.course_doc import Refs, render_document
 from trdnav.reports.pdf import render_pdf
 from trdnav.reports.summary import _age, _inline_svg, _words
@@ -362,9 +362,9 @@ def render_course_summary_html(
 ) -> str:
     """The course summary of ``course`` as one HTML document (see the module docstring).
 
-    ``planned`` is the schedule (:func:`trdnav.core.courses.schedule.planned_sessions`) and
-    ``evaluate`` the threshold evaluation of a record
-    (``lambda r: thresholds.evaluate_session(protocol, course, r)``); ``eligibility`` the
+    ``planned`` is the schedule (default: :func:`trdnav.core.courses.schedule.planned_sessions`
+    on a Monday-to-Friday calendar) and ``evaluate`` the threshold evaluation of a record
+    (default: ``thresholds.evaluate_session(protocol, course, r)``); ``eligibility`` the
     engine's decision, printed when given. ``chart_svg`` is
     :func:`~trdnav.reports.course_chart.render_course_chart_svg`'s output or None. The output
     depends only on the arguments (``generated_on`` is printed, never read from a clock).
@@ -375,11 +375,22 @@ def render_course_summary_html(
         str(_get(ph, "id", default="")): str(_get(ph, "name", "label", "id", default=""))
         for ph in (_get(protocol, "phases", default=()) or ())
     }
-    plan = list(planned or ())
+    if planned is None:  # the engine's schedule, on the default calendar (Monday to Friday)
+        schedule = _engine("schedule")
+        calendar = schedule.ClinicCalendar(
+            open_weekdays=frozenset(range(5)), closed_dates=frozenset()
+        )
+        planned = list(schedule.planned_sessions(protocol, course, calendar))
+    if evaluate is None:
+        thresholds = _engine("thresholds")
+
+        def evaluate(r: SessionRecord) -> SessionEvaluation:
+            result: SessionEvaluation = thresholds.evaluate_session(protocol, course, r)
+            return result
+
+    plan = list(planned)
     records = sorted(enumerate(course.sessions), key=lambda ir: (ir[1].on, ir[1].number, ir[0]))
-    rows = [
-        _session_row(r, evaluate(r) if evaluate is not None else None, course) for _, r in records
-    ]
+    rows = [_session_row(r, evaluate(r), course) for _, r in records]
     inst = choose_instrument(history, kb, instrument)
     outcome = _outcome(course_scores(course, history, kb, inst, plan)) if inst else None
     suicide = [a for a in assessment.alerts if a.code == "suicide_risk"]
