@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from trdnav.core.courses import rems, schedule
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports import rems as rems_report
-from trdnav.reports.course_chart import draw_course_chart
+from trdnav.reports.course_chart import render_course_chart_svg
 from trdnav.storage import repository
 from trdnav.web.course_ops import Opened
 
@@ -26,12 +26,8 @@ def chart_svg(
 ) -> str | None:
     """The per-course chart, or None when the patient has no scores to draw."""
     history = repository.load_history(db, o.course.patient_id, user, ip)
-    planned = schedule.planned_sessions(o.protocol, o.course, calendar())
-    phases = {p.id: p.name for p in o.protocol.phases}
     try:
-        return draw_course_chart(
-            o.course, history, kb, planned, phases, course_label=o.protocol.name
-        )
+        return render_course_chart_svg(o.course, history, kb, o.protocol, calendar())
     except ValueError:
         return None
 
