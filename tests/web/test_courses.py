@@ -202,9 +202,9 @@ def test_a_contraindication_blocks_until_overridden_with_a_written_reason(
     assert "Overridden" in page.text and reason in page.text
     # cautions, if any, are acknowledged before the course can start
     cautions = re.findall(r'name="ack" value="([^"]+)"', page.text)
-    fields = [("csrf_token", csrf), ("version", str(version)), ("consent_on", "2024-06-01")]
-    fields += [("ack", c) for c in cautions]
-    assert client.post(f"/courses/{cid}/eligibility", data=fields).status_code == 303  # type: ignore[arg-type]
+    fields: dict[str, Any] = {"csrf_token": csrf, "version": str(version)}
+    fields |= {"consent_on": "2024-06-01", "ack": cautions}
+    assert client.post(f"/courses/{cid}/eligibility", data=fields).status_code == 303
     started = client.post(f"/courses/{cid}/start", data=form(csrf, version + 1))
     assert started.status_code == 303, started.text
     assert stored(db_url, cid)[0].status == "active"

@@ -98,7 +98,7 @@ def findings_for(
 ) -> list[Finding]:
     """The planner's safety screening of the protocol's option for this patient, today."""
     option_id = opened.protocol.option_id
-    option = kb.options.get(option_id)
+    option = kb.options.options.get(option_id)
     history = repository.load_history(db, opened.course.patient_id, user, ip)
     drugs = option.drugs if option is not None else ()
     return screen_option(option_id, drugs, history, today, kb)
@@ -358,7 +358,11 @@ def add_note(
     user: str,
     ip: str | None = None,
 ) -> tuple[Course, int]:
-    note = validated(CourseNote, {**data, "by": user})
+    fields = {k: data[k] for k in ("kind", "on", "text") if k in data and data[k] != ""}
+    extra = sorted(set(data) - {"kind", "on", "text", "by", "csrf_token", "version"})
+    if extra:
+        raise InputError([Problem(k, "extra_forbidden", "not a field of a note") for k in extra])
+    note = validated(CourseNote, {**fields, "by": user})
     course = opened.course
     changed = course.model_copy(update={"notes": (*course.notes, note)})
     return changed, _save(db, changed, user, opened.version, ip, ("course_note",))
