@@ -2,8 +2,9 @@
 
 Bodies are the course record's own models (:mod:`trdnav.core.courses.model`), validated by
 :mod:`trdnav.web.course_ops` exactly as the forms are; errors have the API's one shape, a
-course's ``version`` is its ETag, and every change needs ``If-Match: "<version>"`` (428 without
-it, 412 when stale), except creating a course.
+course's ``version`` is its ETag. Replacing (``PUT``) needs ``If-Match: "<version>"`` (428
+without it); the other changes send the ``version`` read in their body, as the forms do; a stale
+version is refused with 412 and nothing stored.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from trdnav.core.courses.model import Course, CourseNote, SessionRecord
+from trdnav.core.courses.model import Course, SessionRecord
 from trdnav.core.courses.results import (
     EligibilityDecision,
     OutcomeRate,
+    RemsRow,
     SessionEvaluation,
 )
 from trdnav.core.safety import Finding
@@ -28,6 +29,7 @@ from trdnav.storage import courses as store
 from trdnav.storage import repository
 from trdnav.web import course_ops
 from trdnav.web.api_http import (
+    REF,
     ApiProblem,
     ApiRoute,
     IfMatch,
@@ -36,7 +38,6 @@ from trdnav.web.api_http import (
     bearer_token,
     etag,
     expected_version,
-    schema_of,
     session_cookie,
 )
 from trdnav.web.api_models import error_responses
@@ -54,7 +55,8 @@ router = APIRouter(
 CourseId = Annotated[str, Path(max_length=64, description="the course id (C-…)")]
 M = TypeVar("M", bound=BaseModel)
 READ = error_responses(401, 403, 404, 422)
-WRITE = error_responses(401, 403, 404, 412, 415, 422, 428)
+WRITE = error_responses(401, 403, 404, 412, 415, 422)
+REPLACE = error_responses(401, 403, 404, 412, 415, 422, 428)
 
 
 class ApiOut(BaseModel):
@@ -96,6 +98,7 @@ class CourseIn(ApiOut):
 
 class ReviewIn(ApiOut):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = Field(description="the course version read (412 when someone saved since)")
     acknowledged: list[str] = Field(default=[], description="caution codes acknowledged")
     consent_on: str | None = None
     consent_note: str | None = None
@@ -103,14 +106,29 @@ class ReviewIn(ApiOut):
 
 class OverrideIn(ApiOut):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = Field(description="the course version read (412 when someone saved since)")
     code: str = Field(description="the contraindication's finding code")
     reason: str = Field(description="the written reason (at least 10 characters)")
 
 
 class SessionIn(ApiOut):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = Field(description="the course version read (412 when someone saved since)")
     record: dict[str, Any] = Field(description="a SessionRecord without status and recorded_by")
     override_reason: str = Field(default="", description="overrides every block, with this reason")
+
+
+class NoteIn(ApiOut):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = Field(description="the course version read (412 when someone saved since)")
+    kind: str = Field(description="integration, health_coaching, follow_up, review or other")
+    on: str = Field(description="YYYY-MM-DD")
+    text: str
+
+
+class RemsOut(ApiOut):
+    course_id: str
+    rows: list[RemsRow]
 
 
 class CoursePutIn(ApiOut):
@@ -124,11 +142,16 @@ class CoursePutIn(ApiOut):
 
 
 def _doc(model: Any, what: str) -> dict[str, Any]:
+    """The body's JSON Schema, inline (these small input models are not components)."""
+    schema = TypeAdapter(model).json_schema(ref_template=REF)
+    defs = schema.pop("$defs", None)
+    if defs:  # pragma: no cover - a defect of this module, caught by test_openapi
+        raise TypeError(f"{model.__name__}: an input model must not nest models")
     return {
         "requestBody": {
             "required": True,
             "description": what,
-            "content": {"application/json": {"schema": schema_of(model)}},
+            "content": {"application/json": {"schema": schema}},
         }
     }
 
@@ -150,6 +173,11 @@ def _at(o: Opened, if_match: str | None) -> None:
         raise repository.StaleRecordError(o.course.id, expected, o.version)
 
 
+def _at_version(o: Opened, version: int) -> None:
+    if version != o.version:
+        raise repository.StaleRecordError(o.course.id, version, o.version)
+
+
 def _out(response: Response, course: Course, version: int) -> CourseOut:
     response.headers["ETag"] = etag(version)
     return CourseOut(version=version, course=course)
@@ -158,7 +186,9 @@ def _out(response: Response, course: Course, version: int) -> CourseOut:
 @router.get(
     "/patients/{patient_id}/courses",
     summary="A patient's courses",
+    description="Newest start first, each with its version (its ETag).",
     response_model=CourseListOut,
+    response_description="the patient's courses, with their versions",
     responses=READ,
 )
 def list_patient_courses(
@@ -178,6 +208,7 @@ def list_patient_courses(
     description="A planned course of the protocol; the id is made by the server (`Location`).",
     status_code=201,
     response_model=CourseOut,
+    response_description="the course and its version (also the ETag)",
     responses=error_responses(401, 403, 404, 415, 422),
     openapi_extra=_doc(CourseIn, "the protocol, the start date and (ketamine) the weight"),
 )
@@ -203,6 +234,7 @@ def create_course(
     summary="Clinic-level outcomes by treatment",
     description="Response and remission rates with counts and Wilson 95 % CIs.",
     response_model=OutcomesOut,
+    response_description="the rates by treatment",
     responses=error_responses(401, 403),
 )
 def read_outcomes(
@@ -216,7 +248,9 @@ def read_outcomes(
 @router.get(
     "/courses/{course_id}",
     summary="Read a course and its version",
+    description="The whole course record; `version` is also the `ETag`.",
     response_model=CourseOut,
+    response_description="the course and its version (also the ETag)",
     responses=READ,
 )
 def read_course(
@@ -237,7 +271,8 @@ def read_course(
     description='Requires `If-Match: "<version>"`. Sessions, eligibility and notes have their '
     "own operations.",
     response_model=CourseOut,
-    responses=WRITE,
+    response_description="the course and its version (also the ETag)",
+    responses=REPLACE,
     openapi_extra=_doc(CoursePutIn, "the plan after the course, its end, rescheduled sessions"),
 )
 def change_course(
@@ -275,6 +310,7 @@ def change_course(
     description="The planner's safety findings for the protocol's option, and the engine's "
     "decision.",
     response_model=EligibilityOut,
+    response_description="the findings shown and the engine's decision",
     responses=READ,
 )
 def read_eligibility(
@@ -295,9 +331,10 @@ def read_eligibility(
 @router.post(
     "/courses/{course_id}/eligibility",
     summary="Record the eligibility review (cautions, consent); optionally start",
-    description="Requires `If-Match`. With `?start=true` the course becomes active when the "
-    "engine says it can start (422 with the reasons otherwise).",
+    description="Send the course `version` read. With `?start=true` the course becomes "
+    "active when the engine says it can start (422 with the reasons otherwise).",
     response_model=EligibilityOut,
+    response_description="the findings shown and the engine's decision",
     responses=WRITE,
     openapi_extra=_doc(ReviewIn, "the caution codes acknowledged and the consent"),
 )
@@ -310,12 +347,11 @@ def post_eligibility(
     user: Writer,
     today: TodayDep,
     body: JsonBody,
-    if_match: IfMatch = None,
     start: bool = False,
 ) -> EligibilityOut:
     o = _open(request, db, kb, course_id, user)
-    _at(o, if_match)
     data = _body(ReviewIn, body)
+    _at_version(o, data.version)
     ip = ip_of(request)
     findings = course_ops.findings_for(db, kb, o, today, user.who, ip)
     consent = {"consent_on": data.consent_on, "consent_note": data.consent_note}
@@ -336,7 +372,9 @@ def post_eligibility(
 @router.post(
     "/courses/{course_id}/overrides",
     summary="Override a contraindication with a written reason (audited)",
+    description="The reason needs at least 10 characters; audited as `course_override`.",
     response_model=CourseOut,
+    response_description="the course and its version (also the ETag)",
     responses=WRITE,
     openapi_extra=_doc(OverrideIn, "the finding code and the reason"),
 )
@@ -349,11 +387,10 @@ def post_override(
     user: Writer,
     today: TodayDep,
     body: JsonBody,
-    if_match: IfMatch = None,
 ) -> CourseOut:
     o = _open(request, db, kb, course_id, user)
-    _at(o, if_match)
     data = _body(OverrideIn, body)
+    _at_version(o, data.version)
     ip = ip_of(request)
     findings = course_ops.findings_for(db, kb, o, today, user.who, ip)
     course, version = course_ops.override(
@@ -369,6 +406,7 @@ def post_override(
     "the session as `deferred`. A session number recorded already as done is refused (422).",
     status_code=201,
     response_model=SessionOut,
+    response_description="the record as stored (done or deferred) and the threshold evaluation",
     responses=WRITE,
     openapi_extra=_doc(SessionIn, "the session record and an optional override reason"),
 )
@@ -380,11 +418,10 @@ def post_session(
     kb: KnowledgeDep,
     user: Writer,
     body: JsonBody,
-    if_match: IfMatch = None,
 ) -> SessionOut:
     o = _open(request, db, kb, course_id, user)
-    _at(o, if_match)
     data = _body(SessionIn, body)
+    _at_version(o, data.version)
     for key in ("status", "recorded_by"):
         if key in data.record:
             raise InputError([Problem(f"record.{key}", "not_allowed", "set by the server")])
@@ -403,10 +440,12 @@ def post_session(
 @router.post(
     "/courses/{course_id}/notes",
     summary="Add an integration, health-coaching or follow-up note",
+    description="The note is linked to the course; `by` is the signed-in user.",
     status_code=201,
     response_model=CourseOut,
+    response_description="the course and its version (also the ETag)",
     responses=WRITE,
-    openapi_extra=_doc(CourseNote, "the note (`by` is set by the server)"),
+    openapi_extra=_doc(NoteIn, "the note and the course version read (`by` is the user)"),
 )
 def post_note(
     request: Request,
@@ -416,28 +455,31 @@ def post_note(
     kb: KnowledgeDep,
     user: Writer,
     body: JsonBody,
-    if_match: IfMatch = None,
 ) -> CourseOut:
     o = _open(request, db, kb, course_id, user)
-    _at(o, if_match)
-    if not isinstance(body, dict):
-        raise InputError([Problem("", "object_expected", "send a JSON object")])
-    course, version = course_ops.add_note(db, o, body, user.who, ip_of(request))
+    data = _body(NoteIn, body)
+    _at_version(o, data.version)
+    note = data.model_dump(exclude={"version"})
+    course, version = course_ops.add_note(db, o, note, user.who, ip_of(request))
     return _out(response, course, version)
 
 
 @router.get(
     "/courses/{course_id}/rems",
-    summary="The esketamine REMS monitoring data (CSV)",
-    response_class=PlainTextResponse,
+    summary="The esketamine REMS monitoring data",
+    description="One row per session: dose, blood pressure before and highest after, sedation "
+    "(MOAA/S, lowest), dissociation (CADSS, highest), adverse events, observation, discharge. "
+    "The page `/courses/{course_id}/rems.csv` gives the same rows as CSV.",
+    response_model=RemsOut,
+    response_description="the REMS rows, one per session",
     responses=READ,
 )
 def read_rems(
     request: Request, course_id: CourseId, db: SessionDep, kb: KnowledgeDep, user: Reader
-) -> Response:
-    from trdnav.web.course_reports import rems_csv
+) -> RemsOut:
+    from trdnav.core.courses import rems
 
     o = _open(request, db, kb, course_id, user)
     if o.course.treatment != "esketamine":
         raise ApiProblem(404, "not_esketamine", "REMS data exist for esketamine courses only")
-    return Response(rems_csv(o), media_type="text/csv; charset=utf-8")
+    return RemsOut(course_id=o.course.id, rows=list(rems.rems_rows(o.protocol, o.course)))
