@@ -9,6 +9,7 @@ the file and the field.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from trdnav.errors import KnowledgeError, Problem
 from trdnav.knowledge.options import OptionsKnowledge, load_options
+from trdnav.knowledge.protocols import Protocol, load_protocols
 from trdnav.knowledge.safety import SafetyKnowledge, load_safety
 from trdnav.knowledge.schema import (
     AdequacyDefaults,
@@ -107,6 +109,7 @@ class Knowledge:
     workup: WorkupKnowledge
     _names: Mapping[str, str] = field(repr=False)
     _instrument_names: Mapping[str, str] = field(repr=False)
+    protocols: Mapping[str, Protocol] = field(default_factory=lambda: MappingProxyType({}))
 
     def resolve_instrument(self, name: str) -> Instrument | None:
         """``"phq9"``, ``"PHQ 9"`` or ``"QIDS-SR"`` -> the instrument, or None."""
@@ -191,9 +194,12 @@ def _sourced_items(obj: Any) -> Iterable[BaseModel]:
             yield from _sourced_items(item)
 
 
-def load_knowledge(data_dir: Path | None = None) -> Knowledge:
-    """Read, validate and cross-check the knowledge base under ``data_dir``."""
+def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = None) -> Knowledge:
+    """Read, validate and cross-check the knowledge base under ``data_dir``; clinic protocol
+    templates from ``protocols_dir`` (default: the folder named by ``TRDNAV_PROTOCOLS_DIR``)."""
     root = data_dir or _data_dir()
+    if protocols_dir is None and os.environ.get("TRDNAV_PROTOCOLS_DIR"):
+        protocols_dir = Path(os.environ["TRDNAV_PROTOCOLS_DIR"])
     problems: list[Problem] = []
 
     manifest = _validate(
@@ -299,6 +305,43 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
     options = load_options(root, problems)
     safety = load_safety(root, problems)
     workup = load_workup(root, problems)
+    protocols = load_protocols(root / "protocols", problems, instrument_ids=instruments)
+    if protocols_dir is not None:
+        for pid, protocol in load_protocols(
+            protocols_dir, problems, instrument_ids=instruments, clinic=True
+        ).items():
+            if pid in protocols:
+                problems.append(
+                    Problem(
+                        "id",
+                        "protocol_id_taken",
+                        f"{pid!r} is a packaged protocol: give the clinic template its own id",
+                        str(protocols_dir / f"{pid}.yaml"),
+                    )
+                )
+            else:
+                protocols[pid] = protocol
+    for pid, protocol in protocols.items():
+        folder = protocols_dir if protocol.clinic and protocols_dir else root / "protocols"
+        where = str(folder / f"{pid}.yaml")
+        if options is not None and protocol.option_id not in options.options:
+            problems.append(
+                Problem(
+                    "option_id", "unknown_option", f"unknown option {protocol.option_id!r}", where
+                )
+            )
+        for item in _sourced_items(protocol):
+            for key in getattr(item, "source", ()):
+                if key not in bibliography:
+                    label = getattr(item, "id", type(item).__name__)
+                    problems.append(
+                        Problem(
+                            f"{label}.source",
+                            "unknown_citation",
+                            f"citation key {key!r} is not in the bibliography",
+                            where,
+                        )
+                    )
     everything: list[Any] = [
         options,
         safety,
@@ -370,6 +413,7 @@ def load_knowledge(data_dir: Path | None = None) -> Knowledge:
         workup=workup,
         _names=MappingProxyType(names),
         _instrument_names=MappingProxyType(instrument_names),
+        protocols=MappingProxyType(protocols),
     )
 
 
