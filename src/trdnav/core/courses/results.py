@@ -51,6 +51,7 @@ class PlannedSession(Result):
     dose_options_mg: tuple[float, ...] = ()
     moved_from: date | None = None  # rescheduled or pushed past a closed day
     review: str | None = None  # a review point due at this session, if any
+    make_up_for: int | None = None  # the missed or deferred session this one makes up
 
 
 class Task(Result):
@@ -85,6 +86,7 @@ class EligibilityDecision(Result):
     unacknowledged: tuple[CourseFinding, ...]  # cautions not yet acknowledged
     consent_missing: bool
     reasons: tuple[str, ...]
+    findings: tuple[CourseFinding, ...] = ()  # every finding, overridden ones with overridden_by
 
 
 class Proportion(Result):
