@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
                 "id": p.id,
                 "name": p.name,
                 "treatment": p.treatment,
-                "label": "off-label" if p.off_label else "on-label",
+                "label": p.label_status.replace("_", "-"),
                 "verified": p.verified,
             }
             for p in sorted(kb.protocols.values(), key=lambda p: (p.treatment, p.id))

@@ -27,12 +27,16 @@ pytest.importorskip("trdnav.core.courses.thresholds", reason="the course engine 
 COURSE_URL = re.compile(r"/courses/(C-[0-9A-F]+)")
 
 
-def protocol_id(kb: Knowledge, treatment: str, off_label: bool | None = None) -> str:
-    return next(
-        p.id
-        for p in sorted(kb.protocols.values(), key=lambda p: p.id)
-        if p.treatment == treatment and (off_label is None or p.off_label == off_label)
+PROTOCOLS = {"esketamine": "esketamine_trd", "ketamine": "ketamine_iv", "rtms": "rtms_10hz"}
+
+
+def protocol_id(kb: Knowledge, treatment: str) -> str:
+    """The packaged protocol used for ``treatment`` here (esketamine per label, IV ketamine)."""
+    pid = PROTOCOLS.get(treatment) or next(
+        p.id for p in sorted(kb.protocols.values(), key=lambda p: p.id) if p.treatment == treatment
     )
+    assert pid in kb.protocols
+    return pid
 
 
 def stored(db_url: str, course_id: str) -> tuple[Course, int]:

@@ -128,8 +128,8 @@ def create(
         "patient_id": patient_id,
         "protocol_id": protocol_id,
         "treatment": protocol.treatment if protocol is not None else "ketamine",
-        "start": data.get("start"),
-        "weight_kg": data.get("weight_kg"),
+        "start": data.get("start") or None,
+        "weight_kg": data.get("weight_kg") or None,
         "status": "planned",
     }
     try:
