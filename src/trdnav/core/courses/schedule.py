@@ -8,9 +8,10 @@ Rules (``docs/courses.md``):
   for that number); a make-up that is itself not given is made up again. Later phases' numbers
   follow. ``cancelled`` sessions are not made up (the clinician shortened the course).
 - **Dates.** A phase runs ``per_week`` treatment days a week, every ``every_weeks`` weeks, from its
-  start (the course start; each later phase starts when the previous phase's weeks are over). Day
-  ``k`` of a week falls ``floor(k × 7 / per_week)`` days into it (twice weekly: days 0 and 3, e.g.
-  Monday and Thursday; three times: 0, 2, 4). A day on which the clinic is closed moves to the next
+  start (the course start; each later phase starts when the previous phase's weeks are over). Up
+  to 3 days a week, day ``k`` of a week falls ``floor(k × 7 / per_week)`` days into it (twice
+  weekly: days 0 and 3, e.g. Monday and Thursday; three times: 0, 2, 4); from 4 a week the days
+  are consecutive (5 a week from a Monday: Monday to Friday). A day on which the clinic is closed moves to the next
   open day; consecutive treatment days of a schedule with at most 3 days a week keep at least one
   day between them (2 days apart), others at least 1; several sessions a day share the day.
 - **Rescheduling.** ``course.rescheduled[n]`` sets session ``n``'s date (it must be an open day
@@ -140,6 +141,11 @@ def _reviews(protocol: Protocol, numbered: list[NumberedSession]) -> dict[int, l
     return out
 
 
+def _day_offset(k: int, per_week: int) -> int:
+    """Day ``k`` of a treatment week: spread out up to 3 a week, consecutive from 4."""
+    return (k * 7) // per_week if per_week <= 3 else k
+
+
 def _gap_days(phase: Phase) -> int:
     return 2 if phase.per_week <= 3 else 1
 
@@ -171,7 +177,7 @@ def planned_sessions(
             if first_of_day:
                 week, k = divmod(j, phase.per_week)
                 target = phase_start + timedelta(
-                    days=week * phase.every_weeks * 7 + (k * 7) // phase.per_week
+                    days=week * phase.every_weeks * 7 + _day_offset(k, phase.per_week)
                 )
                 gap = timedelta(days=_gap_days(phase))
                 candidate = target if prev is None else max(target, prev + gap)
