@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 import pytest
@@ -33,7 +34,7 @@ def test_esketamine_induction_is_twice_weekly_then_weekly_then_every_two_weeks()
     weekly = [p.on for p in ps if p.phase == "maintenance_weekly"]
     assert weekly == [date(2024, 7, 1) + timedelta(weeks=k) for k in range(4)]
     later = [p.on for p in ps if p.phase == "maintenance_individualised"]
-    assert [(b - a).days for a, b in zip(later, later[1:], strict=False)] == [14] * 5
+    assert [(b - a).days for a, b in itertools.pairwise(later)] == [14] * 5
     assert ps[0].dose_options_mg == (56,) and ps[1].dose_options_mg == (56, 84)
 
 
@@ -203,7 +204,7 @@ def test_sessions_are_never_on_closed_days_and_always_in_order(pid, weekdays, cl
     ps = planned_sessions(protocol, a_course(pid, start=start, sessions=records), cal)
     assert [p.number for p in ps] == list(range(1, len(ps) + 1))
     assert all(cal.is_open(p.on) and p.on >= start for p in ps)
-    for a, b in zip(ps, ps[1:], strict=False):
+    for a, b in itertools.pairwise(ps):
         same_phase_multi = a.phase == b.phase and protocol.phase(a.phase).per_day > 1
         assert b.on > a.on or (same_phase_multi and b.on == a.on)
     made_up = sum(

@@ -11,9 +11,10 @@ Rules (``docs/courses.md``):
   start (the course start; each later phase starts when the previous phase's weeks are over). Up
   to 3 days a week, day ``k`` of a week falls ``floor(k × 7 / per_week)`` days into it (twice
   weekly: days 0 and 3, e.g. Monday and Thursday; three times: 0, 2, 4); from 4 a week the days
-  are consecutive (5 a week from a Monday: Monday to Friday). A day on which the clinic is closed moves to the next
-  open day; consecutive treatment days of a schedule with at most 3 days a week keep at least one
-  day between them (2 days apart), others at least 1; several sessions a day share the day.
+  are consecutive (5 a week from a Monday: Monday to Friday). A day on which the clinic is
+  closed moves to the next open day; consecutive treatment days of a schedule with at most 3
+  days a week keep at least one day between them (2 days apart), others at least 1; several
+  sessions a day share the day.
 - **Rescheduling.** ``course.rescheduled[n]`` sets session ``n``'s date (it must be an open day
   after the previous session's date, or the same day when the phase has several a day); later
   sessions keep their own dates unless that would break the minimum gap, in which case they move.
