@@ -15,6 +15,7 @@ from rich.table import Table
 
 from trdnav import __version__
 from trdnav.cli_chart import register as _register_chart
+from trdnav.cli_courses import register as _register_courses
 from trdnav.cli_db import register as _register_db
 from trdnav.cli_web import register as _register_web
 from trdnav.core.adequacy import AdequacyRules
@@ -307,5 +308,6 @@ def knowledge_docs_command(
 
 
 _register_chart(app)
+_register_courses(app)
 _register_db(app)
 _register_web(app)

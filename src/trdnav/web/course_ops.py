@@ -274,6 +274,20 @@ def _blocks(evaluation: SessionEvaluation) -> list[str]:
     return [f.code for f in evaluation.findings if f.severity == "block" and not f.overridden_by]
 
 
+def _check_new_record(protocol: Protocol, course: Course, record: SessionRecord) -> None:
+    """The engine's problems of the course with ``record`` added that concern ``record``."""
+    i = len(course.sessions)
+    prefix = f"sessions.{i}."
+    added = course.model_copy(update={"sessions": (*course.sessions, record)})
+    problems = [
+        Problem(p.loc.removeprefix(prefix), p.code, p.message)
+        for p in thresholds.validate_course(protocol, added)
+        if p.loc.startswith(prefix)
+    ]
+    if problems:
+        raise InputError(problems)
+
+
 def record_session(
     db: Session,
     opened: Opened,
@@ -301,7 +315,7 @@ def record_session(
         raise InputError(
             [Problem("number", "session_recorded", f"session {record.number} is recorded already")]
         )
-    thresholds.validate_session(opened.protocol, course, record)
+    _check_new_record(opened.protocol, course, record)
     evaluation = thresholds.evaluate_session(opened.protocol, course, record)
     audit: list[str] = ["course_session"]
     blocks = _blocks(evaluation)

@@ -9,9 +9,13 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from trdnav.core.courses import rems, schedule
+from trdnav.core.courses.outcomes import CourseResult, clinic_outcomes
+from trdnav.core.courses.results import OutcomeRate
+from trdnav.core.history import History
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports import rems as rems_report
-from trdnav.reports.course_chart import render_course_chart_svg
+from trdnav.reports.course_chart import choose_instrument, course_scores, render_course_chart_svg
+from trdnav.storage import courses as store
 from trdnav.storage import repository
 from trdnav.web.course_ops import Opened
 
@@ -70,3 +74,42 @@ def summary_pdf(
     from trdnav.reports.course_summary import render_course_summary_pdf
 
     return render_course_summary_pdf(summary_html(db, kb, o, today, clinic_name, user))
+
+
+def clinic_rates(
+    db: Session, kb: Knowledge, today: date, user: str, ip: str | None = None
+) -> list[OutcomeRate]:
+    """Response and remission by treatment over the clinic's courses (the engine's rates).
+
+    A course counts once a session has been given; its baseline and last score are the course
+    chart's (:func:`~trdnav.reports.course_chart.course_scores`, the chart's instrument: PHQ-9
+    first), so the page, the chart and the summary agree. ``today`` is not used yet: the rates
+    are of everything recorded.
+    """
+    del today
+    results: list[CourseResult] = []
+    histories: dict[str, History] = {}
+    for course in store.all_courses(db, user, ip):
+        protocol = kb.protocols.get(course.protocol_id)
+        if protocol is None or not any(s.status == "done" for s in course.sessions):
+            continue
+        history = histories.get(course.patient_id)
+        if history is None:
+            history = repository.load_history(db, course.patient_id, user, ip)
+            histories[course.patient_id] = history
+        inst = choose_instrument(history, kb)
+        if inst is None:  # pragma: no cover - only for an unknown instrument name
+            continue
+        planned = schedule.planned_sessions(protocol, course, calendar())
+        cs = course_scores(course, history, kb, inst, planned)
+        base = cs.baseline
+        later = [s for s in cs.scores if base is None or s.date > base.date]
+        results.append(
+            CourseResult(
+                treatment=course.treatment,
+                instrument=inst.id,
+                baseline=base.score.total if base is not None else None,
+                last=later[-1].score.total if later else None,
+            )
+        )
+    return clinic_outcomes(results, kb)

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trdnav.web.routes import admin, api, auth, documents, patients, records, selfreport
+from trdnav.web.routes import (
+    admin,
+    api,
+    api_courses,
+    auth,
+    courses,
+    documents,
+    patients,
+    records,
+    selfreport,
+)
 
 # records before patients: its fixed paths (``/patients/new``) must win over ``/patients/{id}``
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     records.router,
+    courses.router,
     patients.router,
     selfreport.router,
     documents.router,
     admin.router,
     api.router,
+    api_courses.router,
 )

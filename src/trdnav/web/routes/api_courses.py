@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from trdnav.core.courses import rems
 from trdnav.core.courses.model import Course, SessionRecord
 from trdnav.core.courses.results import (
     EligibilityDecision,
@@ -27,7 +28,7 @@ from trdnav.core.safety import Finding
 from trdnav.errors import InputError, Problem
 from trdnav.storage import courses as store
 from trdnav.storage import repository
-from trdnav.web import course_ops
+from trdnav.web import course_ops, course_reports
 from trdnav.web.api_http import (
     REF,
     ApiProblem,
@@ -240,9 +241,9 @@ def create_course(
 def read_outcomes(
     request: Request, db: SessionDep, kb: KnowledgeDep, user: Reader, today: TodayDep
 ) -> OutcomesOut:
-    from trdnav.web.course_reports import clinic_rates
-
-    return OutcomesOut(rates=list(clinic_rates(db, kb, today, user.who, ip_of(request))))
+    return OutcomesOut(
+        rates=list(course_reports.clinic_rates(db, kb, today, user.who, ip_of(request)))
+    )
 
 
 @router.get(
@@ -477,8 +478,6 @@ def post_note(
 def read_rems(
     request: Request, course_id: CourseId, db: SessionDep, kb: KnowledgeDep, user: Reader
 ) -> RemsOut:
-    from trdnav.core.courses import rems
-
     o = _open(request, db, kb, course_id, user)
     if o.course.treatment != "esketamine":
         raise ApiProblem(404, "not_esketamine", "REMS data exist for esketamine courses only")

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from trdnav.core.courses import schedule
 from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge
+from trdnav.reports.outcomes import TREATMENT_NAMES, format_rate
 from trdnav.storage import courses as store
 from trdnav.storage import repository
-from trdnav.web import course_forms, course_ops
+from trdnav.web import course_forms, course_ops, course_reports
 from trdnav.web.course_ops import Opened
 from trdnav.web.deps import CurrentUser, KnowledgeDep, Reader, SessionDep, TodayDep, Writer
 from trdnav.web.deps import client_ip as ip_of
@@ -54,11 +55,6 @@ def course_url(course_id: str, tail: str = "") -> str:
 
 def patient_url(patient_id: str) -> str:
     return "/patients/" + quote(patient_id, safe="")
-
-
-def calendar() -> schedule.ClinicCalendar:
-    """The clinic's calendar: open Monday to Friday (no closed dates configured yet)."""
-    return schedule.ClinicCalendar(open_weekdays=frozenset(range(5)), closed_dates=frozenset())
 
 
 def opened(
@@ -169,10 +165,9 @@ async def start_course(
 def clinic_outcomes_page(
     request: Request, db: SessionDep, kb: KnowledgeDep, user: Reader, today: TodayDep
 ) -> Response:
-    from trdnav.web.course_reports import clinic_rates
-
-    rates = clinic_rates(db, kb, today, user.who, ip_of(request))
-    return render(request, "courses/outcomes.html", {"rates": rates}, today=today)
+    rates = course_reports.clinic_rates(db, kb, today, user.who, ip_of(request))
+    context = {"rates": rates, "fmt": format_rate, "names": TREATMENT_NAMES}
+    return render(request, "courses/outcomes.html", context, today=today)
 
 
 # --- eligibility --------------------------------------------------------------------------------
@@ -301,7 +296,7 @@ async def start_active(
 
 def course_context(o: Opened, kb: Knowledge, today: date) -> dict[str, Any]:
     course, protocol = o.course, o.protocol
-    cal = calendar()
+    cal = course_reports.calendar()
     planned = schedule.planned_sessions(protocol, course, cal)
     recorded: dict[int, list[Any]] = {}
     for s in course.sessions:
@@ -447,7 +442,10 @@ def _session_page(
     result: course_ops.Recorded | None = None,
     status: int = 200,
 ) -> Response:
-    planned = {p.number: p for p in schedule.planned_sessions(o.protocol, o.course, calendar())}
+    planned = {
+        p.number: p
+        for p in schedule.planned_sessions(o.protocol, o.course, course_reports.calendar())
+    }
     context = {
         "course": o.course,
         "version": o.version,
@@ -474,7 +472,10 @@ def session_form(
     number: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
     o = opened(db, kb, course_id, user, request)
-    planned = {p.number: p for p in schedule.planned_sessions(o.protocol, o.course, calendar())}
+    planned = {
+        p.number: p
+        for p in schedule.planned_sessions(o.protocol, o.course, course_reports.calendar())
+    }
     p = planned.get(number)
     values = {
         "number": str(number),
@@ -523,10 +524,8 @@ def course_chart(
     user: Reader,
     today: TodayDep,
 ) -> Response:
-    from trdnav.web.course_reports import chart_svg
-
     o = opened(db, kb, course_id, user, request)
-    svg = chart_svg(db, kb, o, today, user.who, ip_of(request))
+    svg = course_reports.chart_svg(db, kb, o, today, user.who, ip_of(request))
     if svg is None:
         return Response(status_code=204)
     return Response(svg, media_type="image/svg+xml")
@@ -541,10 +540,10 @@ def course_summary_pdf(
     user: Reader,
     today: TodayDep,
 ) -> Response:
-    from trdnav.web.course_reports import summary_pdf
-
     o = opened(db, kb, course_id, user, request)
-    pdf = summary_pdf(db, kb, o, today, request.app.state.settings.clinic_name, user.who)
+    pdf = course_reports.summary_pdf(
+        db, kb, o, today, request.app.state.settings.clinic_name, user.who
+    )
     headers = {"Content-Disposition": f'inline; filename="course-{o.course.id}.pdf"'}
     return Response(pdf, media_type="application/pdf", headers=headers)
 
@@ -558,10 +557,10 @@ def course_rems(
     user: Reader,
     today: TodayDep,
 ) -> Response:
-    from trdnav.web.course_reports import rems_csv
-
     o = opened(db, kb, course_id, user, request)
     if o.course.treatment != "esketamine":
         raise HTTPException(404, "REMS monitoring data exist for esketamine courses only.")
     headers = {"Content-Disposition": f'attachment; filename="rems-{o.course.id}.csv"'}
-    return Response(rems_csv(o), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(
+        course_reports.rems_csv(o), media_type="text/csv; charset=utf-8", headers=headers
+    )
