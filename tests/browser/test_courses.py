@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import Web
-
-pytest.importorskip("trdnav.core.courses.thresholds", reason="the course engine is not in yet")
 
 expect.set_options(timeout=10_000)
 
@@ -101,8 +98,11 @@ def test_a_full_iv_ketamine_course_is_recorded_and_its_chart_follows(web: Web) -
         page.get_by_role("link", name=f"Record session {n}", exact=True).click()
         fill_vitals(page, "124", "78")
         page.get_by_label("Dose time").fill("09:10")
+        expect(page.locator("#dose-computed")).to_contain_text("0.5 mg/kg × 80.0 kg = 40.0 mg")
+        page.get_by_label("Dose given").fill("40")
         rows = page.locator("#session-form tbody tr")
-        rows.first.get_by_label(re.compile("^at")).fill("09:50")
+        minutes = int(rows.first.get_by_label(re.compile("^minutes after dose")).input_value())
+        rows.first.get_by_label(re.compile("^at")).fill(f"09:{10 + minutes:02d}")
         rows.first.get_by_label(re.compile("^systolic")).fill("132")
         rows.first.get_by_label(re.compile("^diastolic")).fill("84")
         rows.first.get_by_label(re.compile("^heart rate")).fill("80")

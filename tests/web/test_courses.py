@@ -10,7 +10,6 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -21,8 +20,6 @@ from trdnav.storage import models as m
 from trdnav.storage.engine import make_engine, make_sessionmaker
 
 from .conftest import TODAY, signed_in, store_examples
-
-pytest.importorskip("trdnav.core.courses.thresholds", reason="the course engine is not in yet")
 
 COURSE_URL = re.compile(r"/courses/(C-[0-9A-F]+)")
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from trdnav.knowledge.load import Knowledge
 
 from .conftest import signed_in, store_examples
 from .test_courses import active_course, audit, esketamine_session, protocol_id, stored
-
-pytest.importorskip("trdnav.core.courses.thresholds", reason="the course engine is not in yet")
 
 
 def api_session(number: int, systolic: int, diastolic: int) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from trdnav.core.courses import schedule
+from trdnav.core.courses import dosing, schedule
+from trdnav.core.courses.results import DoseCalculation
 from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports.outcomes import TREATMENT_NAMES, format_rate
@@ -430,6 +431,23 @@ async def mark_session_missed(
 # --- sessions -----------------------------------------------------------------------------------
 
 
+def dose_preview(o: Opened, number: int, values: dict[str, str]) -> DoseCalculation | None:
+    """The engine's weight-based dose of this session for the weight on the form (or the
+    course's), shown before the dose is given; None when the phase's dose is not by weight."""
+    phase = schedule.phase_of(o.protocol, o.course, number)
+    dose = phase.dose if phase is not None else None
+    if dose is None or dose.mg_per_kg is None:
+        return None
+    try:
+        weight = float(values.get("weight_kg") or "") if values.get("weight_kg") else None
+    except ValueError:
+        weight = None
+    try:
+        return dosing.weight_based_dose(dose.mg_per_kg, weight or o.course.weight_kg, dose.max_mg)
+    except InputError:
+        return None
+
+
 def _session_page(
     request: Request,
     o: Opened,
@@ -452,6 +470,8 @@ def _session_page(
         "protocol": o.protocol,
         "number": number,
         "planned": planned.get(number),
+        "dose": dose_preview(o, number, values),
+        "route_options": [(r, r.replace("_", " ")) for r in o.protocol.routes],
         "values": values,
         "errors": errors or {},
         "top": top or [],
@@ -482,6 +502,12 @@ def session_form(
         "on": (p.on if p is not None else today).isoformat(),
         "weight_kg": f"{o.course.weight_kg:g}" if o.course.weight_kg else "",
     }
+    if len(o.protocol.routes) == 1:
+        values["route"] = o.protocol.routes[0]
+    for i, what in enumerate(("cadss", "moaas")):  # the scales' rows of the form
+        at = next((c.minutes for c in o.protocol.post_dose_checks if c.what == what), None)
+        if at is not None:
+            values[f"scales.{i}.minutes_after_dose"] = str(at)
     return _session_page(request, o, kb, today, number, values)
 
 
