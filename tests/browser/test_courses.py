@@ -100,15 +100,26 @@ def test_a_full_iv_ketamine_course_is_recorded_and_its_chart_follows(web: Web) -
         page.get_by_label("Dose time").fill("09:10")
         expect(page.locator("#dose-computed")).to_contain_text("0.5 mg/kg × 80.0 kg = 40.0 mg")
         page.get_by_label("Dose given").fill("40")
-        rows = page.locator("#session-form tbody tr")
-        minutes = int(rows.first.get_by_label(re.compile("^minutes after dose")).input_value())
-        rows.first.get_by_label(re.compile("^at")).fill(f"09:{10 + minutes:02d}")
-        rows.first.get_by_label(re.compile("^systolic")).fill("132")
-        rows.first.get_by_label(re.compile("^diastolic")).fill("84")
-        rows.first.get_by_label(re.compile("^heart rate")).fill("80")
+        for box in page.locator('#session-form input[type="checkbox"]').all():
+            box.check()  # the protocol's pre-checks and discharge criteria
+        for row in page.locator("#session-form tbody tr").all():
+            minutes = int(row.get_by_label(re.compile("^minutes after dose")).input_value())
+            row.get_by_label(re.compile("^at")).fill(
+                f"{9 + (10 + minutes) // 60:02d}:{(10 + minutes) % 60:02d}"
+            )
+            row.get_by_label(re.compile("^systolic")).fill("132")
+            row.get_by_label(re.compile("^diastolic")).fill("84")
+            row.get_by_label(re.compile("^heart rate")).fill("80")
+            row.get_by_label(re.compile("^spo2")).fill("97")
+        page.get_by_label("CADSS total").fill("12")
+        page.get_by_label("MOAA/S (lowest)").fill("5")
         page.get_by_label("Observed until").fill("11:00")
+        page.get_by_label("Transport home").fill("Collected by his sister")
+        if n == 1:
+            web.shot(page, "session-form", full_page=True)
         page.get_by_role("button", name="Record the session").click()
         expect(page.get_by_role("heading", name=f"Session {n} recorded")).to_be_visible()
+        expect(page.locator("#discharge")).to_contain_text("the discharge criteria are met")
         if n == 1:
             web.shot(page, "first-session", full_page=True)
             expect(page.locator("#dose-formula")).to_contain_text("mg/kg")

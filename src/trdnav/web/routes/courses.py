@@ -309,6 +309,7 @@ def course_context(o: Opened, kb: Knowledge, today: date) -> dict[str, Any]:
         "planned": planned,
         "recorded": recorded,
         "tasks": schedule.course_tasks(protocol, course, cal, today),
+        "phase_names": {ph.id: ph.name for ph in protocol.phases},
         "note_kinds": NOTE_KINDS,
         "plans": PLANS,
         "kb": kb,
