@@ -357,3 +357,30 @@ def test_the_outcomes_page_lists_rates_by_treatment(
     active_course(db_url, kb, pid, "ketamine")
     page = client.get("/courses/outcomes")
     assert page.status_code == 200 and 'id="outcomes"' in page.text
+
+
+def test_the_course_summary_opens_as_a_pdf(client: TestClient, db_url: str, kb: Knowledge) -> None:
+    (pid,) = store_examples(db_url, kb, "10")
+    signed_in(client, "reader")
+    course = active_course(db_url, kb, pid, "esketamine")
+    pdf = client.get(f"/courses/{course.id}/summary.pdf")
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    assert audit(db_url, course.id)[-1] == "read"
+
+
+def test_the_patient_page_links_to_the_courses_and_writers_may_start_one(
+    client: TestClient, db_url: str, kb: Knowledge
+) -> None:
+    (pid,) = store_examples(db_url, kb, "10")
+    signed_in(client, "clinician")
+    page = client.get(f"/patients/{pid}")
+    assert f'hx-get="/patients/{pid}/courses"' in page.text
+    assert f'href="/patients/{pid}/courses/new"' in page.text
+    client.cookies.clear()
+    signed_in(client, "reader")
+    page = client.get(f"/patients/{pid}")
+    assert f'href="/patients/{pid}/courses"' in page.text
+    assert f'href="/patients/{pid}/courses/new"' not in page.text
+    assert client.get(f"/patients/{pid}/courses").status_code == 200
