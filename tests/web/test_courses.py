@@ -24,7 +24,12 @@ from .conftest import TODAY, signed_in, store_examples
 COURSE_URL = re.compile(r"/courses/(C-[0-9A-F]+)")
 
 
-PROTOCOLS = {"esketamine": "esketamine_trd", "ketamine": "ketamine_iv", "rtms": "rtms_10hz"}
+PROTOCOLS = {
+    "esketamine": "esketamine_trd",
+    "ketamine": "ketamine_iv",
+    "rtms": "rtms_10hz",
+    "ect": "ect_rul_ultrabrief",
+}
 
 
 def protocol_id(kb: Knowledge, treatment: str) -> str:
@@ -384,3 +389,68 @@ def test_the_patient_page_links_to_the_courses_and_writers_may_start_one(
     assert f'href="/patients/{pid}/courses"' in page.text
     assert f'href="/patients/{pid}/courses/new"' not in page.text
     assert client.get(f"/patients/{pid}/courses").status_code == 200
+
+
+def test_an_rtms_session_records_its_device_parameters(
+    client: TestClient, db_url: str, kb: Knowledge
+) -> None:
+    (pid,) = store_examples(db_url, kb, "10")
+    csrf = signed_in(client, "clinician")
+    course = active_course(db_url, kb, pid, "rtms")
+    page = client.get(f"/courses/{course.id}/sessions/new?number=1")
+    assert page.status_code == 200
+    assert (
+        'name="motor_threshold_pct"' in page.text and 'name="pre_vitals.systolic"' not in page.text
+    )
+    checks = {f"pre_checks.{c.id}": "on" for c in kb.protocols[course.protocol_id].pre_checks}
+    values = {
+        "number": "1",
+        "on": "2024-06-03",
+        "route": "transcranial",
+        "motor_threshold_pct": "55",
+        "intensity_pct_mt": "120",
+        "coil_site": "left DLPFC (Beam F3)",
+        "pulses": "3000",
+        **checks,
+    }
+    done = client.post(f"/courses/{course.id}/sessions", data=form(csrf, 1, **values))
+    assert done.status_code == 200, done.text
+    saved, _ = stored(db_url, course.id)
+    record = saved.sessions[0]
+    assert (record.status, record.pulses, record.intensity_pct_mt) == ("done", 3000, 120)
+    assert all(record.pre_checks.values())
+
+
+def test_an_ect_session_records_anaesthesia_seizure_and_reorientation(
+    client: TestClient, db_url: str, kb: Knowledge
+) -> None:
+    (pid,) = store_examples(db_url, kb, "10")
+    csrf = signed_in(client, "clinician")
+    course = active_course(db_url, kb, pid, "ect")
+    protocol = kb.protocols[course.protocol_id]
+    page = client.get(f"/courses/{course.id}/sessions/new?number=1")
+    assert page.status_code == 200 and 'name="seizure_seconds"' in page.text
+    values = {
+        "number": "1",
+        "on": "2024-06-03",
+        "route": protocol.routes[0],
+        "pre_vitals.at": "08:30",
+        "pre_vitals.systolic": "130",
+        "pre_vitals.diastolic": "80",
+        "pre_vitals.heart_rate": "70",
+        "electrode_placement": "rul",
+        "stimulus_dose_mc": "300",
+        "seizure_seconds": "35",
+        "anaesthesia": "methohexital, suxamethonium",
+        "reorientation_minutes": "20",
+        "cognitive_check": "oriented x3",
+    }
+    done = client.post(f"/courses/{course.id}/sessions", data=form(csrf, 1, **values))
+    assert done.status_code == 200, done.text
+    record = stored(db_url, course.id)[0].sessions[0]
+    assert (record.electrode_placement, record.seizure_seconds) == ("rul", 35)
+    bad = client.post(
+        f"/courses/{course.id}/sessions",
+        data=form(csrf, 2, **{**values, "number": "2", "seizure_seconds": "-3"}),
+    )
+    assert bad.status_code == 422 and 'id="f-seizure_seconds-error"' in bad.text
