@@ -348,7 +348,7 @@ def test_the_course_page_shows_the_schedule_tasks_and_documents(
     page = client.get(f"/courses/{course.id}")
     assert page.status_code == 200
     assert 'id="schedule"' in page.text and "/rems.csv" in page.text
-    assert "Record session" not in page.text  # a reader sees no write actions
+    assert "/sessions/new" not in page.text  # a reader sees no write actions
     assert client.get(f"/courses/{course.id}/rems.csv").status_code == 200
     assert client.get(f"/courses/{course.id}/chart.svg").status_code in (200, 204)
     assert client.get("/courses/C-NONE").status_code == 404
