@@ -137,6 +137,8 @@ def start_course_form(
 ) -> Response:
     if repository.patient_version(db, patient_id) is None:
         raise repository.PatientNotFoundError(patient_id)
+    repository.record_audit(db, user.who, "read", "patient", patient_id, ip_of(request))
+    db.commit()
     values = {"start": today.isoformat(), "protocol_id": protocol}
     return _start_page(request, kb, patient_id, values, {}, [], today)
 
