@@ -112,7 +112,9 @@ def api_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return path.format(patient_id="EX01", index=0, alert_key="suicide_risk%7Cx%7C2024-01-01%7C")
+    return path.format(
+        patient_id="EX01", index=0, alert_key="suicide_risk%7Cx%7C2024-01-01%7C", course_id="C-NONE"
+    )
 
 
 def holds(got: Any, sent: Any) -> bool:
