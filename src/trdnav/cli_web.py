@@ -192,6 +192,13 @@ def register(app: typer.Typer) -> None:
                 where = ".".join(str(x) for x in e["loc"]) or "settings"
                 typer.echo(f"error {where}: {e['msg']}", err=True)
             raise typer.Exit(2) from None
+        from trdnav.web.course_reports import calendar
+
+        try:
+            calendar()  # the clinic calendar's settings, checked before serving
+        except ValueError as exc:
+            typer.echo(f"error {exc}", err=True)
+            raise typer.Exit(2) from None
         upgrade(settings.database_url)
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -111,3 +111,19 @@ def test_deleting_the_patient_deletes_the_courses(db) -> None:  # type: ignore[n
 def test_course_ids_are_fresh() -> None:
     ids = {store.new_course_id() for _ in range(200)}
     assert len(ids) == 200 and all(i.startswith("C-") for i in ids)
+
+
+def test_the_clinic_calendar_is_read_from_its_settings_and_bad_values_are_named() -> None:
+    from datetime import date
+
+    import pytest
+
+    from trdnav.web.course_reports import parse_calendar
+
+    cal = parse_calendar("mon, wed,fri", "2024-12-25, 2025-01-01")
+    assert cal.open_weekdays == frozenset({0, 2, 4})
+    assert cal.closed_dates == frozenset({date(2024, 12, 25), date(2025, 1, 1)})
+    with pytest.raises(ValueError, match="TRDNAV_CLINIC_OPEN_DAYS"):
+        parse_calendar("monday,funday", "")
+    with pytest.raises(ValueError, match="TRDNAV_CLINIC_CLOSED_DATES"):
+        parse_calendar("mon", "25/12/2024")

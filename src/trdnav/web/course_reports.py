@@ -4,6 +4,7 @@ computed here."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 from sqlalchemy.orm import Session
@@ -19,10 +20,40 @@ from trdnav.storage import courses as store
 from trdnav.storage import repository
 from trdnav.web.course_ops import Opened
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_calendar(open_days: str, closed_dates: str) -> schedule.ClinicCalendar:
+    """``"mon,tue,wed,thu,fri"`` and ``"2024-12-25,2025-01-01"``; ValueError names the setting."""
+    days = [d.strip().lower()[:3] for d in open_days.split(",") if d.strip()]
+    unknown = [d for d in days if d not in WEEKDAYS]
+    if unknown or not days:
+        raise ValueError(
+            "TRDNAV_CLINIC_OPEN_DAYS: expected weekday names such as mon,tue,wed,thu,fri, "
+            f"got {open_days!r}"
+        )
+    closed: set[date] = set()
+    for text in (t.strip() for t in closed_dates.split(",")):
+        if not text:
+            continue
+        try:
+            closed.add(date.fromisoformat(text))
+        except ValueError:
+            raise ValueError(
+                f"TRDNAV_CLINIC_CLOSED_DATES: expected YYYY-MM-DD dates, got {text!r}"
+            ) from None
+    return schedule.ClinicCalendar(
+        open_weekdays=frozenset(WEEKDAYS.index(d) for d in days), closed_dates=frozenset(closed)
+    )
+
 
 def calendar() -> schedule.ClinicCalendar:
-    """The clinic's calendar: open Monday to Friday (no closed dates configured yet)."""
-    return schedule.ClinicCalendar(open_weekdays=frozenset(range(5)), closed_dates=frozenset())
+    """The clinic's calendar: ``TRDNAV_CLINIC_OPEN_DAYS`` (default Monday to Friday) and
+    ``TRDNAV_CLINIC_CLOSED_DATES`` (holidays, comma-separated ISO dates)."""
+    return parse_calendar(
+        os.environ.get("TRDNAV_CLINIC_OPEN_DAYS", "mon,tue,wed,thu,fri"),
+        os.environ.get("TRDNAV_CLINIC_CLOSED_DATES", ""),
+    )
 
 
 def chart_svg(
