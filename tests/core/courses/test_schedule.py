@@ -178,6 +178,23 @@ def test_todays_session_is_due_and_a_recorded_one_is_not_a_task():
     assert "session 2" in phq.text
 
 
+def test_the_phq9_before_a_session_is_done_only_when_scored_that_day_or_the_day_before():
+    course = a_course("ketamine_iv")
+    protocol = KB.protocols["ketamine_iv"]
+
+    def status(*dates: date) -> str:
+        measured = {"phq9": set(dates)}
+        ts = course_tasks(protocol, course, WEEKDAYS, START, measured)
+        return next(t for t in ts if t.code == "measure_before_session").status
+
+    assert status() == "due"  # nothing recorded: due on the session day
+    assert status(START) == "done"
+    assert status(START - timedelta(days=1)) == "done"  # the edge of the window
+    assert status(START - timedelta(days=2)) == "due"  # too early to count
+    other = course_tasks(protocol, course, WEEKDAYS, START, {"gad7": {START}})
+    assert next(t for t in other if t.code == "measure_before_session").status == "due"
+
+
 def test_a_stopped_course_has_only_review_tasks():
     ts = tasks("ketamine_iv", date(2024, 7, 1), status="stopped")
     assert {t.code for t in ts} == {"review_point"}

@@ -23,6 +23,7 @@ Rules (``docs/courses.md``):
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -231,11 +232,24 @@ def _status(due_on: date, today: date) -> str:
     return "due" if today == due_on else "overdue"
 
 
+MEASURE_WINDOW_DAYS = 1  # a measure counts for a session when taken that day or the day before
+
+
 def course_tasks(
-    protocol: Protocol, course: Course, calendar: ClinicCalendar, today: date
+    protocol: Protocol,
+    course: Course,
+    calendar: ClinicCalendar,
+    today: date,
+    measured: Mapping[str, Collection[date]] | None = None,
 ) -> list[Task]:
     """Review points, sessions due or past their date without a record, and the measures due
-    before the next session. A completed or stopped course has only its review points."""
+    before the next session. A completed or stopped course has only its review points.
+
+    ``measured`` maps an instrument id to the dates the patient has a score of it: a measure due
+    before a session is ``done`` when one is dated that day or the day before
+    (``MEASURE_WINDOW_DAYS``, a software convention); without ``measured`` it cannot be known and
+    stays due.
+    """
     planned = planned_sessions(protocol, course, calendar)
     status = session_status(course)
     tasks: list[Task] = []
@@ -285,12 +299,16 @@ def course_tasks(
     upcoming = next((p for p in planned if p.number not in status and p.on >= today), None)
     if upcoming is not None:
         for m in protocol.measure_before:
+            taken = (measured or {}).get(m.instrument, ())
+            window = upcoming.on - timedelta(days=MEASURE_WINDOW_DAYS)
+            done = any(window <= d <= upcoming.on for d in taken)
             tasks.append(
                 Task(
                     code="measure_before_session",
                     due_on=upcoming.on,
-                    text=f"{m.text}: before session {upcoming.number}",
-                    status=_status(upcoming.on, today),
+                    text=f"{m.text}: before session {upcoming.number}"
+                    + (" (recorded)" if done else ""),
+                    status="done" if done else _status(upcoming.on, today),
                     citations=m.source,
                     verified=m.verified,
                 )

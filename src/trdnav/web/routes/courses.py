@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from trdnav.core.courses import dosing, schedule
 from trdnav.core.courses.results import DoseCalculation
+from trdnav.core.measures import score_measurements
 from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports.outcomes import TREATMENT_NAMES, format_rate
@@ -297,7 +298,20 @@ async def start_active(
 # --- the course page ----------------------------------------------------------------------------
 
 
-def course_context(o: Opened, kb: Knowledge, today: date) -> dict[str, Any]:
+def measured_dates(
+    db: Session, kb: Knowledge, patient_id: str, user: str, ip: str | None
+) -> dict[str, set[date]]:
+    """Instrument id -> the dates the patient has a score of it (an audited read of the record)."""
+    history = repository.load_history(db, patient_id, user, ip)
+    out: dict[str, set[date]] = {}
+    for s in score_measurements(history, kb):
+        out.setdefault(s.instrument_id, set()).add(s.date)
+    return out
+
+
+def course_context(
+    o: Opened, kb: Knowledge, today: date, measured: dict[str, set[date]] | None = None
+) -> dict[str, Any]:
     course, protocol = o.course, o.protocol
     cal = course_reports.calendar()
     planned = schedule.planned_sessions(protocol, course, cal)
@@ -310,7 +324,7 @@ def course_context(o: Opened, kb: Knowledge, today: date) -> dict[str, Any]:
         "protocol": protocol,
         "planned": planned,
         "recorded": recorded,
-        "tasks": schedule.course_tasks(protocol, course, cal, today),
+        "tasks": schedule.course_tasks(protocol, course, cal, today, measured),
         "phase_names": {ph.id: ph.name for ph in protocol.phases},
         "note_kinds": NOTE_KINDS,
         "plans": PLANS,
@@ -320,6 +334,8 @@ def course_context(o: Opened, kb: Knowledge, today: date) -> dict[str, Any]:
 
 def _course_page(
     request: Request,
+    db: Session,
+    user: CurrentUser,
     o: Opened,
     kb: Knowledge,
     today: date,
@@ -327,7 +343,8 @@ def _course_page(
     top: list[str] | None = None,
     status: int = 200,
 ) -> Response:
-    context = course_context(o, kb, today)
+    measured = measured_dates(db, kb, o.course.patient_id, user.who, ip_of(request))
+    context = course_context(o, kb, today, measured)
     context.update({"errors": errors or {}, "top": top or [], "values": {}})
     return render(request, "courses/page.html", context, status_code=status, today=today)
 
@@ -341,7 +358,7 @@ def course_page(
     user: Reader,
     today: TodayDep,
 ) -> Response:
-    return _course_page(request, opened(db, kb, course_id, user, request), kb, today)
+    return _course_page(request, db, user, opened(db, kb, course_id, user, request), kb, today)
 
 
 async def _course_action(
@@ -373,7 +390,7 @@ async def _course_action(
                 course_ops.mark_missed(db, o, number, on, user.who, ip)
     except InputError as exc:
         errors, top = course_forms.errors_of(exc)
-        return _course_page(request, o, kb, today, errors, top, 422)
+        return _course_page(request, db, user, o, kb, today, errors, top, 422)
     return RedirectResponse(course_url(course_id, "#" + action), status_code=303)
 
 
