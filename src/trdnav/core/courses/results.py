@@ -5,8 +5,9 @@ The engine's functions (pure: "today" is a parameter, no I/O):
 - ``schedule.planned_sessions(protocol, course, calendar) -> list[PlannedSession]``: sessions from
   the protocol's phases and the course start, skipping the clinic's closed days, honouring
   ``course.rescheduled``; missed sessions handled by the protocol's rule.
-- ``schedule.course_tasks(protocol, course, calendar, today) -> list[Task]``: review points (e.g.
-  end of esketamine induction), sessions due or not recorded, the measure before each session.
+- ``schedule.course_tasks(protocol, course, calendar, today, measured=None) -> list[Task]``: review
+  points (e.g. end of esketamine induction), sessions due or not recorded, the measure before the
+  next session (done when ``measured`` has a score of it that day or the day before).
 - ``dosing.weight_based_dose(mg_per_kg, weight_kg, max_mg=None) -> DoseCalculation``.
 - ``thresholds.evaluate_session(protocol, course, record) -> SessionEvaluation``: the protocol's
   threshold rules applied to a session record (block / warn / extend monitoring / discharge).
