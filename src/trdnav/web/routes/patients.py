@@ -133,6 +133,19 @@ class AlertView:
     ack: dict[str, Any] | None
 
 
+def alerts_context(record: records.Record, db: Session, patient_row_id: int) -> dict[str, Any]:
+    """What the alerts section shows: each alert with its acknowledgement, suicide risk first."""
+    a = record.assessment
+    acks = acknowledgements(db, [patient_row_id])[patient_row_id]
+    alerts = [AlertView(x, records.alert_key(x), acks.get(records.alert_key(x))) for x in a.alerts]
+    return {
+        "a": a,
+        "alerts": alerts,
+        "suicide_alerts": [x for x in alerts if x.alert.code == "suicide_risk"],
+        "other_alerts": [x for x in alerts if x.alert.code != "suicide_risk"],
+    }
+
+
 def page_context(
     record: records.Record, db: Session, kb: Knowledge, patient_row_id: int
 ) -> dict[str, Any]:
@@ -140,17 +153,12 @@ def page_context(
     from trdnav.reports.timeline import render_timeline_svg
 
     a = record.assessment
-    acks = acknowledgements(db, [patient_row_id])[patient_row_id]
-    alerts = [AlertView(x, records.alert_key(x), acks.get(records.alert_key(x))) for x in a.alerts]
     scored = score_measurements(record.history, kb)
     instruments = sorted({s.instrument_id for s in scored if s.score.total is not None})
     return {
+        **alerts_context(record, db, patient_row_id),
         "record": record,
         "history": record.history,
-        "a": a,
-        "alerts": alerts,
-        "suicide_alerts": [x for x in alerts if x.alert.code == "suicide_risk"],
-        "other_alerts": [x for x in alerts if x.alert.code != "suicide_risk"],
         "timeline_svg": render_timeline_svg(record.history, kb, a.assessed_on),
         "chart_instrument": default_instrument(scored),
         "instruments": [(i, kb.instruments[i].name) for i in instruments],
@@ -241,9 +249,7 @@ def patient_alerts(
     """The alerts section alone: the patient page polls it, so a new alert shows at once."""
     record = records.load(db, patient_id, kb, today, user.who, client_ip(request))
     row_id = records.patient_row_id(db, patient_id) or 0
-    return render(
-        request, "patients/_alerts.html", page_context(record, db, kb, row_id), today=today
-    )
+    return render(request, "patients/_alerts.html", alerts_context(record, db, row_id), today=today)
 
 
 @router.post("/patients/{patient_id}/alerts/acknowledge")
@@ -272,6 +278,6 @@ def acknowledge_alert(
         record_audit(db, user.who, "acknowledge_alert", "patient", patient_id, client_ip(request))
         db.commit()
     if request.headers.get("hx-request"):
-        context = page_context(record, db, kb, row_id or 0)
+        context = alerts_context(record, db, row_id or 0)
         return render(request, "patients/_alerts.html", context, today=today)
     return RedirectResponse(f"/patients/{patient_id}#alerts", status_code=303)
