@@ -33,7 +33,7 @@ from trdnav.core.options import OptionResult
 from trdnav.core.reasons import Explanation
 from trdnav.core.staging.result import StageResult
 from trdnav.knowledge.load import Knowledge
-from trdnav.reports.text import SEVERITY_ORDER, STATUS_TEXT
+from trdnav.reports.text import SEVERITY_ORDER, STATUS_TEXT, stage_line
 
 PLAN_LIMIT = 6  # options shown from the top of the ranked plan
 PRIOR_AUTH_OPTIONS = ("rtms", "esketamine")  # always shown: what the request is usually for
@@ -275,17 +275,6 @@ def _other_row(o: OtherTreatment, t: TreatmentBase | None) -> OtherRow:
     )
 
 
-def _stage_result(s: StageResult) -> str:
-    parts = []
-    if s.label is not None:
-        parts.append(s.label)
-    if s.score is not None:
-        parts.append(f"score {s.score:g}")
-    if s.band is not None:
-        parts.append(s.band)
-    return " · ".join(parts) or "not scored"
-
-
 def _stage_block(s: StageResult) -> StageBlock:
     items = []
     for i in s.items:
@@ -302,7 +291,7 @@ def _stage_block(s: StageResult) -> StageBlock:
         )
     return StageBlock(
         name=s.name,
-        result=_stage_result(s),
+        result=stage_line(s, empty="not scored"),
         verified=s.verified,
         items=tuple(items),
         missing=tuple(_words(m) for m in s.missing),

@@ -74,7 +74,8 @@ def _why(a: Assessment) -> Text:
     return out
 
 
-def _stage_line(s: StageResult) -> str:
+def stage_line(s: StageResult, empty: str = "–") -> str:
+    """A staging result in one line: label · score · band (``empty`` when none is given)."""
     parts = []
     if s.label is not None:
         parts.append(s.label)
@@ -82,7 +83,7 @@ def _stage_line(s: StageResult) -> str:
         parts.append(f"score {s.score:g}")
     if s.band is not None:
         parts.append(s.band)
-    return " · ".join(parts) or "–"
+    return " · ".join(parts) or empty
 
 
 def _staging(a: Assessment) -> Group:
@@ -111,7 +112,7 @@ def _staging(a: Assessment) -> Group:
             + ("" if s.verified else " · UNVERIFIED")
             + (" · see note " + " ".join(marks) if marks else "")
         )
-        t.add_row(s.name, _stage_line(s), "\n".join(lines))
+        t.add_row(s.name, stage_line(s), "\n".join(lines))
     foot = Text()
     for k, n in enumerate(notes, start=1):
         foot.append(f"  [{k}] {n}\n", style="dim")
