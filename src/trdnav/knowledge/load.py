@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from trdnav.errors import KnowledgeError, Problem
 from trdnav.knowledge.options import OptionsKnowledge, load_options
+from trdnav.knowledge.population import PopulationKnowledge, load_population
 from trdnav.knowledge.protocols import Protocol, load_protocols
 from trdnav.knowledge.safety import SafetyKnowledge, load_safety
 from trdnav.knowledge.schema import (
@@ -107,6 +108,7 @@ class Knowledge:
     options: OptionsKnowledge
     safety: SafetyKnowledge
     workup: WorkupKnowledge
+    population: PopulationKnowledge
     _names: Mapping[str, str] = field(repr=False)
     _instrument_names: Mapping[str, str] = field(repr=False)
     protocols: Mapping[str, Protocol] = field(default_factory=lambda: MappingProxyType({}))
@@ -305,6 +307,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
     options = load_options(root, problems)
     safety = load_safety(root, problems)
     workup = load_workup(root, problems)
+    population = load_population(root / "population", problems)
     protocols = load_protocols(root / "protocols", problems, instrument_ids=instruments)
     if protocols_dir is not None:
         for pid, protocol in load_protocols(
@@ -353,6 +356,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         adequacy,
         vocabulary,
         *staging.values(),
+        population,
     ]
     for item in _sourced_items(everything):
         for key in getattr(item, "source", ()):
@@ -395,6 +399,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         or options is None
         or safety is None
         or workup is None
+        or population is None
     ):
         raise KnowledgeError(problems or [Problem("", "knowledge_missing", "incomplete")])
     return Knowledge(
@@ -414,6 +419,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         _names=MappingProxyType(names),
         _instrument_names=MappingProxyType(instrument_names),
         protocols=MappingProxyType(protocols),
+        population=population,
     )
 
 
