@@ -15,8 +15,10 @@ from rich.table import Table
 
 from trdnav import __version__
 from trdnav.cli_chart import register as _register_chart
+from trdnav.cli_cohort import register as _register_cohort
 from trdnav.cli_courses import register as _register_courses
 from trdnav.cli_db import register as _register_db
+from trdnav.cli_synth import register as _register_synth
 from trdnav.cli_web import register as _register_web
 from trdnav.core.adequacy import AdequacyRules
 from trdnav.core.assessment import Assessment, assess
@@ -311,3 +313,5 @@ _register_chart(app)
 _register_courses(app)
 _register_db(app)
 _register_web(app)
+_register_synth(app)
+_register_cohort(app)
