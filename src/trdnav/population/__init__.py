@@ -1,1 +1,1 @@
-"""Population case-finding on OMOP CDM: the TRD phenotype (Ibis), its backends and synthetic data."""
+"""Population case-finding on OMOP CDM: the TRD phenotype (Ibis), backends, synthetic data."""
