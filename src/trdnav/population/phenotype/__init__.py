@@ -1,0 +1,124 @@
+"""The TRD phenotype over OMOP CDM, written once in Ibis (docs/population.md, rules 1-11).
+
+:func:`run_phenotype` builds the cohort, the feature table and the attrition table. The same
+expressions run on DuckDB, PostgreSQL and PySpark.
+
+Materialisation: the three outputs share the expensive middle (exposures, eras, episodes, steps).
+Ibis expressions are lazy, so without care each output would recompute it. With
+``materialize=True`` (the default) :func:`run_phenotype` writes the intermediates once as temporary
+tables of the tables' own connection (DuckDB and PostgreSQL: ``create_table(temp=True)``; PySpark:
+``.cache()``), so the call itself runs the heavy part and the returned tables are cheap to read.
+With ``materialize=False`` nothing runs until a result is executed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from trdnav.knowledge.load import Knowledge
+from trdnav.population.concepts import (
+    KIND_SESSION,
+    SESSION_DRUG,
+    drug_ingredients,
+    ingredient_table,
+)
+from trdnav.population.phenotype.cohort import (
+    Criterion,
+    attrition,
+    candidates,
+    cohort_table,
+    criteria,
+    episode_index,
+    first_index,
+)
+from trdnav.population.phenotype.conditions import diagnosis_records, episodes, excluded_persons
+from trdnav.population.phenotype.eras import eras
+from trdnav.population.phenotype.exposures import exposures
+from trdnav.population.phenotype.features import features, phq9_records
+from trdnav.population.phenotype.steps import procedure_records, steps
+from trdnav.population.schema import OmopTables
+
+__all__ = ["Criterion", "PhenotypeResult", "criteria", "run_phenotype"]
+
+_COUNTER = itertools.count()
+
+
+@dataclass(frozen=True)
+class PhenotypeResult:
+    """The outputs of :func:`run_phenotype` and the intermediates the tests look into."""
+
+    cohort: ir.Table
+    """OMOP cohort layout: cohort_definition_id, subject_id, cohort_start_date, cohort_end_date."""
+    features: ir.Table
+    """One row per cohort person (docs/population.md, Features)."""
+    attrition: ir.Table
+    """step, criterion_id, criterion, persons: one row per criterion, in order."""
+    episodes: ir.Table
+    exposures: ir.Table
+    eras: ir.Table
+    steps: ir.Table
+    episode_index: ir.Table
+    candidates: ir.Table
+
+
+def _materializer(table: ir.Table, enabled: bool):  # type: ignore[no-untyped-def]
+    if not enabled:
+        return lambda expr: expr
+    con = ibis.get_backend(table)
+    name = getattr(con, "name", "")
+
+    def write(expr: ir.Table) -> ir.Table:
+        if name == "pyspark":
+            return expr.cache()
+        label = f"trdnav_tmp_{os.getpid()}_{next(_COUNTER)}"
+        return con.create_table(label, expr, temp=True)
+
+    return write
+
+
+def run_phenotype(
+    tables: OmopTables, kb: Knowledge, *, materialize: bool = True
+) -> PhenotypeResult:
+    """The TRD cohort, features and attrition of ``tables`` (see the module docstring)."""
+    keep = _materializer(tables.person, materialize)
+    lookup = ingredient_table(kb)
+
+    dx = keep(diagnosis_records(tables, kb, ("mdd", "mdd_psychotic")))
+    mdd = dx.filter(dx.set_id == "mdd").select("person_id", "condition_date")
+    psychotic = dx.filter(dx.set_id == "mdd_psychotic").select("person_id", "condition_date")
+    mdd_persons = mdd.select("person_id").distinct()
+    excluded = keep(excluded_persons(tables, kb))
+    eligible = keep(mdd_persons.anti_join(excluded, "person_id"))
+    mdd_eligible = mdd.semi_join(eligible, "person_id")
+
+    eps = keep(episodes(mdd_eligible, tables, kb))
+    drug_map = keep(drug_ingredients(tables, kb))
+    ex = keep(exposures(tables, kb, drug_map, eligible))
+    sessions_lookup = lookup.filter(lookup.kind == KIND_SESSION).select("ingredient")
+    ex_drugs = ex.anti_join(sessions_lookup, "ingredient")
+    era = keep(eras(ex_drugs, lookup, kb))
+    drug_sessions = ex.filter(ex.ingredient == SESSION_DRUG).select(
+        "person_id", step_date=ex.exposure_start, modality=ibis.literal(SESSION_DRUG)
+    )
+    procs = procedure_records(tables, kb).semi_join(eligible, "person_id")
+    sessions = keep(procs.union(drug_sessions).distinct())
+    st = keep(steps(era, eps, sessions, kb))
+    ei = keep(episode_index(st))
+    cand = keep(candidates(first_index(ei), tables, kb))
+    phq = phq9_records(tables, kb).semi_join(cand, "person_id")
+    return PhenotypeResult(
+        cohort=cohort_table(cand, kb),
+        features=features(cand, eps, st, sessions, psychotic, phq, kb),
+        attrition=attrition(tables, mdd_persons, excluded, ei, cand, kb),
+        episodes=eps,
+        exposures=ex,
+        eras=era,
+        steps=st,
+        episode_index=ei,
+        candidates=cand,
+    )
