@@ -496,3 +496,20 @@ def test_normalised_tables_keep_every_value_in_one_type_per_kind(
 
 def test_omop_tables_are_the_required_and_optional_ones() -> None:
     assert set(OMOP_TABLES) == set(tiny_omop())
+
+
+@pytest.mark.filterwarnings(*SPARK_WARNINGS)
+def test_two_spark_sources_in_one_session_keep_their_own_data(tmp_path: Path, spark: Any) -> None:
+    tables = tiny_omop()
+    first = write_parquet_folder(tmp_path / "a", {"person": tables["person"]})
+    second = write_parquet_folder(tmp_path / "b", {"person": tables["person"].slice(0, 1)})
+    a = open_omop("spark-local", omop_path=first)
+    b = open_omop("spark-local", omop_path=second)
+    try:
+        assert a.tables["person"].count().to_pyarrow().as_py() == 2
+        assert b.tables["person"].count().to_pyarrow().as_py() == 1
+    finally:
+        a.close()
+        b.close()
+    views = {t.name for t in spark.catalog.listTables()}
+    assert not any(v.startswith("omop_person_") for v in views)  # close() drops its views

@@ -28,6 +28,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -432,18 +433,24 @@ def _open_spark(master: str, omop_path: Path | None, label: str) -> OmopSource:
     session, started = spark_session(master)
     con = ibis.pyspark.connect(session)
     tables: dict[str, ir.Table] = {}
+    # views of this source only: another open_omop in the same session does not replace them
+    tag = uuid.uuid4().hex[:8]
+    views = [f"omop_{name}_{tag}" for name in entries]
     try:
-        for name, path in entries.items():
-            tables[name] = _lower_columns(
-                con.read_parquet(str(path.resolve()), table_name=f"omop_{name}")
-            )
+        for (name, path), view in zip(entries.items(), views, strict=True):
+            tables[name] = _lower_columns(con.read_parquet(str(path.resolve()), table_name=view))
     except Exception as exc:  # noqa: BLE001 (Spark's AnalysisException: unreadable Parquet)
         if started:
             session.stop()
         raise _error(
             "--omop-path", "unreadable", f"cannot read {path}: {_first_line(exc)}"
         ) from None
-    closers: list[Callable[[], None]] = [session.stop] if started else []
+
+    def drop_views() -> None:
+        for view in views:
+            session.catalog.dropTempView(view)
+
+    closers: list[Callable[[], None]] = [session.stop] if started else [drop_views]
     return OmopSource(con, tables, "pyspark", f"Spark {master} over {omop_path}", closers)
 
 
