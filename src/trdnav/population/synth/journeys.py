@@ -19,8 +19,12 @@ and, for some, a recurrent episode more than a year after the last diagnosis.
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import accumulate
+from typing import NamedTuple, TypeVar
 
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.schema import Role
@@ -32,6 +36,7 @@ from trdnav.population.synth.vocabulary import (
     role_minimums,
 )
 
+T = TypeVar("T")
 EPOCH = date(1970, 1, 1).toordinal()
 
 ECT_CODE = "90870"
@@ -65,6 +70,27 @@ def to_date(d: int) -> date:
     return date.fromordinal(d + EPOCH)
 
 
+def _ri(rng: random.Random, a: int, b: int) -> int:
+    """A uniform integer in [a, b] (faster than ``Random.randint``)."""
+    return a + int(rng.random() * (b - a + 1))
+
+
+def _choice(rng: random.Random, seq: Sequence[T]) -> T:
+    return seq[int(rng.random() * len(seq))]
+
+
+class Weighted:
+    """Items with weights, drawn by bisection of the cumulative weights."""
+
+    def __init__(self, weighted: tuple[tuple[str, float], ...]) -> None:
+        self.items = [item for item, _ in weighted]
+        self.cum = list(accumulate(w for _, w in weighted))
+
+    def draw(self, rng: random.Random) -> str:
+        k = bisect_right(self.cum, rng.random() * self.cum[-1])
+        return self.items[min(k, len(self.items) - 1)]
+
+
 def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
     u = rng.random() * sum(w for _, w in weighted)
     for item, w in weighted:
@@ -74,8 +100,7 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
     return weighted[-1][0]
 
 
-@dataclass(frozen=True)
-class Fill:
+class Fill(NamedTuple):
     day: int
     drug: str  # drug id (knowledge base) or noise drug name
     dose_mg: float  # true daily dose (per session for esketamine)
@@ -123,9 +148,18 @@ class DrugPlan:
     adequate_mg: float  # at or above every minimum of the drug file
     high_mg: float
     products: tuple[ClinicalDrug, ...]
+    cache: dict[float, tuple[ClinicalDrug, int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def product_for(self, dose: float) -> tuple[ClinicalDrug, int]:
         """The strongest presentation giving ``dose`` in one to four units a day."""
+        hit = self.cache.get(dose)
+        if hit is None:
+            hit = self.cache[dose] = self._product_for(dose)
+        return hit
+
+    def _product_for(self, dose: float) -> tuple[ClinicalDrug, int]:
         for product in sorted(self.products, key=lambda p: -p.strength_mg):
             units = dose / product.strength_mg
             if abs(units - round(units)) < 1e-9 and 1 <= round(units) <= 4:
@@ -176,6 +210,12 @@ class Catalogue:
             for d, w in settings.journey.augmentation_agents
             if d in self.plans and Role.AUGMENTATION in kb.drugs[d].roles
         )
+        j = settings.journey
+        self.w_first_line = Weighted(j.first_line_classes)
+        self.w_switch = Weighted(j.switch_classes)
+        self.w_trial = Weighted(j.trial_kinds)
+        self.w_first_codes = Weighted(MDD_FIRST_CODES)
+        self.w_recurrent_codes = Weighted((*MDD_RECURRENT_CODES, MDD_PSYCHOTIC_RECURRENT))
         for code in (ECT_CODE, RTMS_INITIAL, RTMS_SUBSEQUENT, RTMS_REDETERMINATION):
             if code not in voc.procedure:
                 raise ValueError(f"procedure code {code} is not in the concept sets")
@@ -230,33 +270,36 @@ class _Course:
         )
         self.escalate = kind == "adequate" and rng.random() < j.escalate
         self.first_adequate: int | None = None
+        self.early_refill = j.early_refill
 
     def dose(self, i: int) -> float:
-        if self.kind == "low_dose" and self.plan.low_mg is not None:
-            return self.plan.low_mg
-        if i < self.n_low and self.plan.low_mg is not None:
-            return self.plan.low_mg
+        plan = self.plan
+        if plan.low_mg is not None and (self.kind == "low_dose" or i < self.n_low):
+            return plan.low_mg
         if self.escalate and i >= self.n_low + 2:
-            return self.plan.high_mg
-        return self.plan.adequate_mg
+            return plan.high_mg
+        return plan.adequate_mg
 
     def _one(self) -> None:
         d = self.next_day
         dose = self.dose(self.n)
-        product, units = self.plan.product_for(dose)
-        self.person.fills.append(Fill(d, self.plan.drug, dose, self.days_supply, product, units))
-        if self.first_adequate is None and dose >= self.plan.adequate_mg:
+        plan = self.plan
+        product, units = plan.product_for(dose)
+        ds = self.days_supply
+        self.person.fills.append(Fill(d, plan.drug, dose, ds, product, units))
+        if self.first_adequate is None and dose >= plan.adequate_mg:
             self.first_adequate = d
         self.n += 1
-        rng, ds = self.rng, self.days_supply
-        if self.kind == "poor_adherence":
-            self.next_day = d + ds + self.cat.persistence + rng.randint(6, 40)
-        elif self.kind == "short":
+        r = self.rng.random
+        kind = self.kind
+        if kind == "poor_adherence":  # the next fill after a gap beyond the persistence window
+            self.next_day = d + ds + self.cat.persistence + 6 + int(r() * 35)
+        elif kind == "short":
             self.next_day = 1 << 40  # one fill only
-        elif rng.random() < self.cat.settings.journey.early_refill:
-            self.next_day = d + ds - rng.randint(1, 6)
+        elif r() < self.early_refill:
+            self.next_day = d + ds - 1 - int(r() * 6)
         else:
-            self.next_day = d + ds + rng.randint(0, 6)
+            self.next_day = d + ds + int(r() * 7)
 
     def extend_to(self, until: int) -> None:
         """Fills starting before ``until`` (and inside the observation period)."""
@@ -298,21 +341,21 @@ class Simulator:
     def _birth(self, rng: random.Random, at: int, age: int) -> date:
         d = to_date(at)
         year = d.year - age - (1 if rng.random() < 0.5 else 0)
-        return date(year, rng.randint(1, 12), rng.randint(1, 28))
+        return date(year, _ri(rng, 1, 12), _ri(rng, 1, 28))
 
     def _mdd_person(self, rng: random.Random, pid: int) -> Person:
         mix, j = self.settings.mix, self.settings.journey
         y0, y1 = j.first_episode_years
-        ep_start = day(date(y0, 1, 1)) + rng.randint(0, day(date(y1, 12, 31)) - day(date(y0, 1, 1)))
+        ep_start = day(date(y0, 1, 1)) + _ri(rng, 0, day(date(y1, 12, 31)) - day(date(y0, 1, 1)))
         if rng.random() < mix.mdd_adolescent:
-            age = rng.randint(12, 17)
+            age = _ri(rng, 12, 17)
         else:
             age = 18 + int(rng.betavariate(2.0, 3.2) * 62)
         birth = self._birth(rng, ep_start, age)
-        obs_start = max(self.data_start, ep_start - rng.randint(30, 6 * 365), day(birth))
+        obs_start = max(self.data_start, ep_start - _ri(rng, 30, 6 * 365), day(birth))
         obs_end = self.data_end
         if rng.random() < mix.observation_ends_early:
-            obs_end = min(self.data_end, ep_start + rng.randint(60, 1500))
+            obs_end = min(self.data_end, ep_start + _ri(rng, 60, 1500))
         p = Person(pid, rng.random() < mix.mdd_female, birth, obs_start, obs_end, True)
         self._journey(rng, p, ep_start)
         u = rng.random()
@@ -321,68 +364,68 @@ class Simulator:
         elif u < mix.mdd_bipolar + mix.mdd_schizophrenia:
             self._exclusion(rng, p, ("F20.9", "F25.0", "F25.9", "F22"), "schizophrenia_spectrum")
         if rng.random() < self.settings.noise.mdd_person_noise_codes:
-            p.dx.append((rng.randint(p.obs_start, p.obs_end), "F32.A"))
+            p.dx.append((_ri(rng, p.obs_start, p.obs_end), "F32.A"))
         self._comorbidity(rng, p)
         return p
 
     def _exclusion(self, rng: random.Random, p: Person, codes: tuple[str, ...], why: str) -> int:
         """Exclusion diagnoses from a random day of the observation period; returns that day."""
         p.exclusion = why
-        first = rng.randint(p.obs_start, p.obs_end)
-        p.dx.append((first, rng.choice(codes)))
-        for _ in range(rng.randint(0, 2)):
-            d = first + rng.randint(1, 400)
+        first = _ri(rng, p.obs_start, p.obs_end)
+        p.dx.append((first, _choice(rng, codes)))
+        for _ in range(_ri(rng, 0, 2)):
+            d = first + _ri(rng, 1, 400)
             if d <= p.obs_end:
-                p.dx.append((d, rng.choice(codes)))
+                p.dx.append((d, _choice(rng, codes)))
         return first
 
     def _other_person(self, rng: random.Random, pid: int) -> Person:
         mix = self.settings.mix
-        birth = date(rng.randint(1935, 2012), rng.randint(1, 12), rng.randint(1, 28))
+        birth = date(_ri(rng, 1935, 2012), _ri(rng, 1, 12), _ri(rng, 1, 28))
         obs_start = max(
-            self.data_start + rng.randint(0, self.data_end - self.data_start - 400), day(birth)
+            self.data_start + _ri(rng, 0, self.data_end - self.data_start - 400), day(birth)
         )
         obs_end = self.data_end
         if rng.random() < 0.2:
-            obs_end = min(self.data_end, obs_start + rng.randint(200, 3000))
+            obs_end = min(self.data_end, obs_start + _ri(rng, 200, 3000))
         p = Person(pid, rng.random() < 0.5, birth, obs_start, obs_end)
         if rng.random() < mix.anxiety_on_ssri:
-            self._ad_sequence(rng, p, ("F41.1",), rng.choice((1, 1, 1, 2, 2, 3)))
+            self._ad_sequence(rng, p, ("F41.1",), _choice(rng, (1, 1, 1, 2, 2, 3)))
         if rng.random() < mix.unspecified_depression:
-            self._ad_sequence(rng, p, ("F32.A", "F33.8"), rng.randint(1, 4))
+            self._ad_sequence(rng, p, ("F32.A", "F33.8"), _ri(rng, 1, 4))
         if rng.random() < mix.insomnia_trazodone and "trazodone" in self.cat.plans:
-            t0 = rng.randint(p.obs_start, p.obs_end)
+            t0 = _ri(rng, p.obs_start, p.obs_end)
             p.dx.append((t0, "G47.00"))
-            self._simple_fills(rng, p, "trazodone", t0, rng.randint(1, 8), low=True)
+            self._simple_fills(rng, p, "trazodone", t0, _ri(rng, 1, 8), low=True)
         if rng.random() < mix.bipolar:
             t0 = self._exclusion(rng, p, ("F31.9", "F31.81", "F31.30"), "bipolar")
-            self._simple_fills(rng, p, "quetiapine", t0, rng.randint(2, 12), low=False)
+            self._simple_fills(rng, p, "quetiapine", t0, _ri(rng, 2, 12), low=False)
         if rng.random() < mix.schizophrenia:
             t0 = self._exclusion(rng, p, ("F20.9", "F25.9"), "schizophrenia_spectrum")
-            self._simple_fills(rng, p, "olanzapine", t0, rng.randint(2, 12), low=False)
+            self._simple_fills(rng, p, "olanzapine", t0, _ri(rng, 2, 12), low=False)
         self._comorbidity(rng, p)
         return p
 
     def _comorbidity(self, rng: random.Random, p: Person) -> None:
         mix = self.settings.mix
         if rng.random() < mix.hypertension:
-            t0 = rng.randint(p.obs_start, p.obs_end)
-            for k in range(rng.randint(1, 4)):
+            t0 = _ri(rng, p.obs_start, p.obs_end)
+            for k in range(_ri(rng, 1, 4)):
                 if t0 + 365 * k <= p.obs_end:
                     p.dx.append((t0 + 365 * k, "I10"))
             drug = "lisinopril" if rng.random() < 0.6 else "atorvastatin"
-            self._simple_fills(rng, p, drug, t0, rng.randint(3, 30), low=False)
+            self._simple_fills(rng, p, drug, t0, _ri(rng, 3, 30), low=False)
         if rng.random() < mix.diabetes:
-            t0 = rng.randint(p.obs_start, p.obs_end)
+            t0 = _ri(rng, p.obs_start, p.obs_end)
             p.dx.append((t0, "E11.9"))
-            self._simple_fills(rng, p, "metformin", t0, rng.randint(3, 24), low=False)
-            for k in range(rng.randint(1, 4)):
+            self._simple_fills(rng, p, "metformin", t0, _ri(rng, 3, 24), low=False)
+            for k in range(_ri(rng, 1, 4)):
                 if t0 + 120 * k <= p.obs_end:
                     value = round(rng.gauss(7.2, 1.0), 1)
                     p.measurements.append((t0 + 120 * k, "4548-4", value))
         if rng.random() < mix.office_visits:
-            for _ in range(rng.randint(1, 4)):
-                p.procedures.append((rng.randint(p.obs_start, p.obs_end), OFFICE_VISIT))
+            for _ in range(_ri(rng, 1, 4)):
+                p.procedures.append((_ri(rng, p.obs_start, p.obs_end), OFFICE_VISIT))
 
     def _simple_fills(
         self, rng: random.Random, p: Person, drug: str, t0: int, n: int, low: bool
@@ -397,35 +440,33 @@ class Simulator:
             if d > p.obs_end:
                 break
             p.fills.append(Fill(d, drug, dose, 30, product, units))
-            d += 30 + rng.randint(-3, 8)
+            d += 30 + _ri(rng, -3, 8)
 
     def _ad_sequence(self, rng: random.Random, p: Person, codes: tuple[str, ...], n: int) -> None:
         """Antidepressants for a person without an MDD code (anxiety, unspecified depression)."""
-        t = rng.randint(p.obs_start, p.obs_end)
+        t = _ri(rng, p.obs_start, p.obs_end)
         used: set[str] = set()
         for _ in range(n):
             if t > p.obs_end:
                 break
-            p.dx.append((t, rng.choice(codes)))
-            drug = self._choose_ad(rng, self.settings.journey.first_line_classes, used)
+            p.dx.append((t, _choice(rng, codes)))
+            drug = self._choose_ad(rng, self.cat.w_first_line, used)
             course = _Course(p, self.cat.plans[drug], t, "adequate", rng, self.cat)
-            t_end = course.adequate_start() + self.cat.adequate_days + rng.randint(7, 90)
+            t_end = course.adequate_start() + self.cat.adequate_days + _ri(rng, 7, 90)
             course.stop(t_end)
             t = t_end
 
     # ---------------------------------------------------------------- MDD journey
-    def _choose_ad(
-        self, rng: random.Random, classes: tuple[tuple[str, float], ...], used: set[str]
-    ) -> str:
+    def _choose_ad(self, rng: random.Random, classes: Weighted, used: set[str]) -> str:
         for _ in range(6):
-            cls = _pick(rng, classes)
+            cls = classes.draw(rng)
             pool = [d for d in self.cat.by_class.get(cls, ()) if d not in used]
             if pool:
-                drug = rng.choice(pool)
+                drug = _choice(rng, pool)
                 used.add(drug)
                 return drug
         pool = sorted(d for ids in self.cat.by_class.values() for d in ids if d not in used)
-        drug = rng.choice(pool)
+        drug = _choice(rng, pool)
         used.add(drug)
         return drug
 
@@ -437,15 +478,13 @@ class Simulator:
             if not remitted or rng.random() >= self.settings.mix.recurrence:
                 return
             episode += 1
-            start = max(last_dx + self.cat.gap_days + rng.randint(30, 900), last_activity + 60)
+            start = max(last_dx + self.cat.gap_days + _ri(rng, 30, 900), last_activity + 60)
             if episode > 2 or start > self.data_end:
                 return
 
-    def _dx(
-        self, rng: random.Random, p: Person, d: int, codes: tuple[tuple[str, float], ...]
-    ) -> None:
+    def _dx(self, rng: random.Random, p: Person, d: int, codes: Weighted) -> None:
         if d <= p.obs_end:
-            p.dx.append((d, _pick(rng, codes)))
+            p.dx.append((d, codes.draw(rng)))
 
     def _phq(self, rng: random.Random, p: Person, d: int, remitted: bool) -> None:
         if d > p.obs_end or rng.random() >= self.settings.journey.phq9_at_visit:
@@ -462,9 +501,9 @@ class Simulator:
         """Simulate one episode; returns (remitted, last diagnosis day, last treatment day)."""
         cat, j = self.cat, self.settings.journey
         if episode == 0:
-            codes = MDD_FIRST_CODES
+            codes = cat.w_first_codes
         else:
-            codes = (*MDD_RECURRENT_CODES, MDD_PSYCHOTIC_RECURRENT)
+            codes = cat.w_recurrent_codes
         t = start
         last_dx = start
         self._dx(rng, p, t, codes)
@@ -504,10 +543,10 @@ class Simulator:
                     level += 1
                 if remit:
                     return self._remission(rng, p, active, end, codes, last_dx)
-                t = end + rng.randint(7, 45)
+                t = end + _ri(rng, 7, 45)
                 continue
             augment = step_no > 0 and base_ok and cat.augmentation and rng.random() < j.augment
-            trial = _pick(rng, j.trial_kinds)
+            trial = cat.w_trial.draw(rng)
             pool = tuple(x for x in cat.augmentation if x[0] not in used)
             if augment and pool:
                 drug = _pick(rng, pool)
@@ -517,10 +556,10 @@ class Simulator:
                 active = active[:1]
                 modality = "augmentation"
             else:
-                classes = j.first_line_classes if step_no == 0 else j.switch_classes
+                classes = cat.w_first_line if step_no == 0 else cat.w_switch
                 drug = self._choose_ad(rng, classes, used)
                 for c in active:
-                    c.stop(t + rng.randint(0, 10))
+                    c.stop(t + _ri(rng, 0, 10))
                 active = []
                 modality = "antidepressant"
             plan = cat.plans[drug]
@@ -536,23 +575,23 @@ class Simulator:
                 p.steps.append(StepLog(episode, level, modality, drug, trial, t, True, remit))
                 level += 1
                 if remit:
-                    remission = adequacy + rng.randint(0, 30)
+                    remission = adequacy + _ri(rng, 0, 30)
                     for c in active:
                         c.extend_to(remission)
                     return self._remission(rng, p, active, remission, codes, last_dx)
                 failures += 1
-                t_next = adequacy + rng.randint(*j.extra_days_after_adequacy)
+                t_next = adequacy + _ri(rng, *j.extra_days_after_adequacy)
                 if modality == "antidepressant":
                     base_ok = True
             else:
                 p.steps.append(StepLog(episode, level, modality, drug, trial, t, False, False))
                 if trial == "short":
                     course.stop(t + 1)
-                    t_next = t + rng.randint(14, 35)
+                    t_next = t + _ri(rng, 14, 35)
                 elif trial == "low_dose":
-                    t_next = t + rng.randint(56, 112)
+                    t_next = t + _ri(rng, 56, 112)
                 else:
-                    t_next = t + rng.randint(120, 200)
+                    t_next = t + _ri(rng, 120, 200)
                 if modality == "antidepressant":
                     base_ok = False
             for c in active:
@@ -566,7 +605,7 @@ class Simulator:
                 for c in active:
                     c.stop(t)
                 return False, last_dx, t
-        end = t + rng.randint(30, 180)
+        end = t + _ri(rng, 30, 180)
         for c in active:
             c.stop(end)
         return False, last_dx, end
@@ -577,16 +616,16 @@ class Simulator:
         p: Person,
         active: list[_Course],
         remission: int,
-        codes: tuple[tuple[str, float], ...],
+        codes: Weighted,
         last_dx: int,
     ) -> tuple[bool, int, int]:
         j = self.settings.journey
         if remission <= p.obs_end and rng.random() < 0.6:
-            code = "F32.4" if codes is MDD_FIRST_CODES else "F33.40"
+            code = "F32.4" if codes is self.cat.w_first_codes else "F33.40"
             p.dx.append((remission, code))
             last_dx = remission
         self._phq(rng, p, remission, remitted=True)
-        end = remission + rng.randint(*j.maintenance_days)
+        end = remission + _ri(rng, *j.maintenance_days)
         for c in active:
             c.stop(end)
         return True, last_dx, end
@@ -597,17 +636,17 @@ class Simulator:
         completed = rng.random() >= j.course_abandoned
         sessions: list[int] = []
         if kind == "ect":
-            n = rng.randint(6, 12) if completed else rng.randint(1, 3)
+            n = _ri(rng, 6, 12) if completed else _ri(rng, 1, 3)
             sessions = [t + 7 * (k // 3) + (0, 2, 4)[k % 3] for k in range(n)]
             codes = [ECT_CODE] * n
         elif kind == "rtms":
-            n = rng.randint(20, 36) if completed else rng.randint(2, 8)
+            n = _ri(rng, 20, 36) if completed else _ri(rng, 2, 8)
             sessions = [t + 7 * (k // 5) + k % 5 for k in range(n)]
             codes = [RTMS_INITIAL] + [RTMS_SUBSEQUENT] * (n - 1)
             if n > 10 and rng.random() < 0.3:
                 codes[n // 2] = RTMS_REDETERMINATION
         else:  # esketamine: twice weekly for four weeks, then weekly
-            n = rng.randint(10, 16) if completed else rng.randint(1, 4)
+            n = _ri(rng, 10, 16) if completed else _ri(rng, 1, 4)
             sessions = [
                 t + 7 * (k // 2) + 3 * (k % 2) if k < 8 else t + 7 * (k - 4) for k in range(n)
             ]

@@ -48,11 +48,17 @@ class _Codes:
             self.include += [c.normalized for c in cset.include if c.vocabulary == "ICD10CM"]
             self.exclude += [c.normalized for c in cset.exclude if c.vocabulary == "ICD10CM"]
 
+        self._seen: dict[str, bool] = {}
+
     def match(self, code: str) -> bool:
-        norm = code.replace(".", "").upper()
-        return any(norm.startswith(p) for p in self.include) and not any(
-            norm.startswith(p) for p in self.exclude
-        )
+        hit = self._seen.get(code)
+        if hit is None:
+            norm = code.replace(".", "").upper()
+            hit = any(norm.startswith(p) for p in self.include) and not any(
+                norm.startswith(p) for p in self.exclude
+            )
+            self._seen[code] = hit
+        return hit
 
 
 class TruthRules:

@@ -10,24 +10,30 @@ to the true events, see :mod:`~trdnav.population.synth.truth`) and ``manifest.js
 
 from __future__ import annotations
 
+import hashlib
 import json
-import random
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trdnav import __version__
 from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge, default_knowledge
-from trdnav.population.synth.journeys import Person, Simulator
-from trdnav.population.synth.settings import DEFAULT_SETTINGS, GENERATOR_VERSION, SynthSettings
+from trdnav.population.synth.journeys import Fill, Person, Simulator
+from trdnav.population.synth.settings import (
+    DEFAULT_SETTINGS,
+    GENERATOR_VERSION,
+    NoiseRates,
+    SynthSettings,
+)
 from trdnav.population.synth.truth import TruthRow, TruthRules
 from trdnav.population.synth.vocabulary import Vocabulary, build_vocabulary_index
 
@@ -119,6 +125,16 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 """Event tables (CDM v5.4 column names and types) and the ground truth, written per chunk."""
 
+ROW_ID_TABLES = frozenset(
+    {
+        "observation_period",
+        "condition_occurrence",
+        "drug_exposure",
+        "procedure_occurrence",
+        "measurement",
+    }
+)
+"""Tables whose first column is a row id, numbered 1.. over the whole run."""
 VOCABULARY_TABLES = ("concept", "concept_ancestor", "drug_strength")
 EVENT_TABLES = tuple(SCHEMAS)
 ALL_FILES = (*(f"{t}.parquet" for t in (*EVENT_TABLES, *VOCABULARY_TABLES)), "manifest.json")
@@ -144,10 +160,14 @@ class SynthSummary:
 class _Buffer:
     """Columns of one table for one chunk, as compact arrays (strings as lists)."""
 
-    def __init__(self, schema: pa.Schema) -> None:
+    def __init__(self, schema: pa.Schema, first_id: int | None) -> None:
+        """``first_id``: the table's first column is a row id numbered from it (not appended)."""
         self.schema = schema
+        self.first_id = first_id
+        fields = list(schema)[1:] if first_id is not None else list(schema)
+        self.fields = fields
         self.cols: list[Any] = []
-        for f in schema:
+        for f in fields:
             typ = str(f.type)
             self.cols.append([] if typ == "string" else array(_TYPECODE[typ]))
         self.add = [c.append for c in self.cols]
@@ -157,7 +177,9 @@ class _Buffer:
 
     def table(self) -> pa.Table:
         arrays = []
-        for f, col in zip(self.schema, self.cols, strict=True):
+        if self.first_id is not None:
+            arrays.append(pa.array(np.arange(self.first_id, self.first_id + len(self)), pa.int64()))
+        for f, col in zip(self.fields, self.cols, strict=True):
             if isinstance(col, list):
                 arrays.append(pa.array(col, f.type))
                 continue
@@ -176,91 +198,151 @@ class _Buffer:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
-@dataclass
-class _Ids:
-    next: dict[str, int] = field(default_factory=dict)
+def _stream_key(seed: int, stream: str) -> int:
+    digest = hashlib.sha256(f"trdnav-synth-noise/{seed}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
 
-    def take(self, table: str) -> int:
-        n = self.next.get(table, 0) + 1
-        self.next[table] = n
-        return n
+
+def noise_uniform(seed: int, stream: str, row_numbers: np.ndarray) -> np.ndarray:
+    """Uniform [0, 1) numbers, one per row number: a counter-based hash (SplitMix64) of the seed,
+    the noise decision and the row's number in the whole run, so that chunking cannot change it."""
+    with np.errstate(over="ignore"):
+        z = row_numbers.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z ^= np.uint64(_stream_key(seed, stream))
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+DRUG_RAW = pa.schema([f for f in SCHEMAS["drug_exposure"] if f.name != "drug_exposure_id"])
+
+
+def _noisy_conditions(t: pa.Table, seed: int, noise: NoiseRates) -> pa.Table:
+    """Recording noise of condition rows: concept ids 0 (only the ICD-10 text), no source concept,
+    codes without their dot. ``t`` holds the true rows, numbered by condition_occurrence_id."""
+    rows = t.column("condition_occurrence_id").to_numpy()
+    u = noise_uniform(seed, "condition_concepts", rows)
+    text_only = u < noise.condition_source_value_only
+    no_source = u < noise.condition_source_value_only + noise.condition_no_source_concept
+    std = np.where(text_only, 0, t.column("condition_concept_id").to_numpy())
+    src = np.where(no_source, 0, t.column("condition_source_concept_id").to_numpy())
+    undotted = noise_uniform(seed, "condition_dot", rows) < noise.icd_without_dot
+    text = t.column("condition_source_value")
+    text = pc.if_else(pa.array(undotted), pc.replace_substring(text, ".", ""), text)
+    t = t.set_column(2, "condition_concept_id", pa.array(std, pa.int64()))
+    t = t.set_column(
+        t.schema.get_field_index("condition_source_value"), "condition_source_value", text
+    )
+    return t.set_column(
+        t.schema.get_field_index("condition_source_concept_id"),
+        "condition_source_concept_id",
+        pa.array(src, pa.int64()),
+    )
+
+
+def _noisy_drugs(
+    t: pa.Table, first_fill: int, first_id: int, seed: int, noise: NoiseRates
+) -> pa.Table:
+    """Recording noise of drug exposures (true fills numbered from ``first_fill`` in the run):
+    most end dates left out, missing days_supply (and then no end date), missing quantity,
+    duplicate rows. Returns the drug_exposure rows with their ids from ``first_id``."""
+    n = t.num_rows
+    fills = np.arange(first_fill, first_fill + n)
+    keep_end = noise_uniform(seed, "drug_end", fills) < noise.end_date_present
+    no_ds = noise_uniform(seed, "drug_days_supply", fills) < noise.missing_days_supply
+    no_qty = noise_uniform(seed, "drug_quantity", fills) < noise.missing_quantity
+    dup = noise_uniform(seed, "drug_duplicate", fills) < noise.duplicate_drug_row
+    end = t.column("drug_exposure_end_date")
+    end = pc.if_else(pa.array(keep_end & ~no_ds), end, pa.nulls(n, end.type))
+    ds = t.column("days_supply")
+    ds = pc.if_else(pa.array(no_ds), pa.nulls(n, ds.type), ds)
+    qty = t.column("quantity")
+    qty = pc.if_else(pa.array(no_qty), pa.nulls(n, qty.type), qty)
+    t = t.set_column(
+        t.schema.get_field_index("drug_exposure_end_date"), "drug_exposure_end_date", end
+    )
+    t = t.set_column(t.schema.get_field_index("days_supply"), "days_supply", ds)
+    t = t.set_column(t.schema.get_field_index("quantity"), "quantity", qty)
+    t = t.take(pa.array(np.repeat(np.arange(n), 1 + dup.astype(np.int64))))
+    ids = pa.array(np.arange(first_id, first_id + t.num_rows), pa.int64())
+    return t.add_column(0, "drug_exposure_id", ids)
 
 
 class _Recorder:
-    """Turns true events into OMOP rows with recording noise."""
+    """Appends a person's true events as OMOP rows (noise is added per chunk, vectorised)."""
 
-    def __init__(self, voc: Vocabulary, settings: SynthSettings, seed: int) -> None:
-        self.voc, self.noise, self.seed = voc, settings.noise, seed
-        self.rng = random.Random()  # noqa: S311 - simulation, not cryptography
-        self.ids = _Ids()
+    def __init__(self, voc: Vocabulary) -> None:
+        self.voc = voc
 
     def record(self, p: Person, truth: TruthRow, buf: dict[str, _Buffer]) -> None:
-        rng, noise, voc, ids, pid = self.rng, self.noise, self.voc, self.ids, p.person_id
-        rng.seed(f"trdnav-synth-noise/{self.seed}/{pid}")
+        voc, pid = self.voc, p.person_id
         b = p.birth
         sex = "F" if p.female else "M"
-        _put(buf["person"], pid, GENDER_CONCEPT[p.female], b.year, b.month, b.day, 0, 0, sex)
-        _put(
-            buf["observation_period"],
-            ids.take("op"),
-            pid,
-            p.obs_start,
-            p.obs_end,
-            CLAIM_TYPE_CONCEPT,
-        )
-        c = buf["condition_occurrence"].add
-        for d, code in sorted(p.dx):
-            std, src = voc.icd10_snomed[code], voc.icd10[code]
-            u = rng.random()
-            if u < noise.condition_source_value_only:
-                std = src = 0
-            elif u < noise.condition_source_value_only + noise.condition_no_source_concept:
-                src = 0
-            text = code.replace(".", "") if rng.random() < noise.icd_without_dot else code
-            c[0](ids.take("co"))
-            c[1](pid)
-            c[2](std)
-            c[3](d)
-            c[4](CLAIM_TYPE_CONCEPT)
-            c[5](text)
-            c[6](src)
-        x = buf["drug_exposure"].add
-        for f in sorted(p.fills, key=lambda f: (f.day, f.product.concept_id)):
-            ds: int = f.days_supply
-            qty = float(f.tablets * ds)
-            end = f.day + ds - 1 if rng.random() < noise.end_date_present else _NULL
-            if rng.random() < noise.missing_days_supply:
-                ds, end = _NULL, _NULL
-            if rng.random() < noise.missing_quantity:
-                qty = float("nan")
-            copies = 2 if rng.random() < noise.duplicate_drug_row else 1
-            for _ in range(copies):
-                x[0](ids.take("de"))
-                x[1](pid)
-                x[2](f.product.concept_id)
-                x[3](f.day)
-                x[4](end)
-                x[5](CLAIM_TYPE_CONCEPT)
-                x[6](qty)
-                x[7](ds)
-        pr = buf["procedure_occurrence"]
-        for d, code in sorted(p.procedures):
-            cid = voc.procedure[code]
-            _put(pr, ids.take("po"), pid, cid, d, CLAIM_TYPE_CONCEPT, code, cid)
+        a = buf["person"].add
+        a[0](pid)
+        a[1](GENDER_CONCEPT[p.female])
+        a[2](b.year)
+        a[3](b.month)
+        a[4](b.day)
+        a[5](0)
+        a[6](0)
+        a[7](sex)
+        a = buf["observation_period"].add
+        a[0](pid)
+        a[1](p.obs_start)
+        a[2](p.obs_end)
+        a[3](CLAIM_TYPE_CONCEPT)
+        if p.dx:
+            dx = sorted(p.dx)
+            n = len(dx)
+            c = buf["condition_occurrence"].cols
+            snomed, icd = voc.icd10_snomed, voc.icd10
+            c[0].extend([pid] * n)
+            c[1].extend([snomed[code] for _, code in dx])
+            c[2].extend([d for d, _ in dx])
+            c[3].extend([CLAIM_TYPE_CONCEPT] * n)
+            c[4].extend([code for _, code in dx])
+            c[5].extend([icd[code] for _, code in dx])
+        if p.fills:
+            fills = sorted(p.fills, key=_fill_order)
+            n = len(fills)
+            x = buf["drug_exposure"].cols
+            x[0].extend([pid] * n)
+            x[1].extend([f.product.concept_id for f in fills])
+            x[2].extend([f.day for f in fills])
+            x[3].extend([f.day + f.days_supply - 1 for f in fills])
+            x[4].extend([CLAIM_TYPE_CONCEPT] * n)
+            x[5].extend([float(f.tablets * f.days_supply) for f in fills])
+            x[6].extend([f.days_supply for f in fills])
+        if p.procedures:
+            procs = sorted(p.procedures)
+            n = len(procs)
+            pr = buf["procedure_occurrence"].cols
+            ids = [voc.procedure[code] for _, code in procs]
+            pr[0].extend([pid] * n)
+            pr[1].extend(ids)
+            pr[2].extend([d for d, _ in procs])
+            pr[3].extend([CLAIM_TYPE_CONCEPT] * n)
+            pr[4].extend([code for _, code in procs])
+            pr[5].extend(ids)
         m = buf["measurement"]
         for d, code, value in sorted(p.measurements):
-            _put(m, ids.take("me"), pid, voc.loinc[code], d, CLAIM_TYPE_CONCEPT, value, code)
-        _put(
-            buf["ground_truth"],
-            pid,
-            truth.has_mdd,
-            truth.excluded,
-            truth.is_trd,
-            _NULL if truth.index_date is None else truth.index_date,
-            _NULL if truth.episode_start is None else truth.episode_start,
-            truth.true_failed_adequate_trials,
-            _NULL if truth.age_at_index is None else truth.age_at_index,
-        )
+            _put(m, pid, voc.loinc[code], d, CLAIM_TYPE_CONCEPT, value, code)
+        a = buf["ground_truth"].add
+        a[0](pid)
+        a[1](truth.has_mdd)
+        a[2](truth.excluded)
+        a[3](truth.is_trd)
+        a[4](_NULL if truth.index_date is None else truth.index_date)
+        a[5](_NULL if truth.episode_start is None else truth.episode_start)
+        a[6](truth.true_failed_adequate_trials)
+        a[7](_NULL if truth.age_at_index is None else truth.age_at_index)
+
+
+def _fill_order(f: Fill) -> tuple[int, int]:
+    return f.day, f.product.concept_id
 
 
 def _put(buffer: _Buffer, *values: Any) -> None:
@@ -317,7 +399,7 @@ def generate_omop(
     voc = build_vocabulary_index(kb)
     sim = Simulator(kb, voc, settings)
     rules = TruthRules(kb, voc)
-    recorder = _Recorder(voc, settings, seed)
+    recorder = _Recorder(voc)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ALL_FILES:
         (out_dir / name).unlink(missing_ok=True)
@@ -329,11 +411,16 @@ def generate_omop(
         name: pq.ParquetWriter(out_dir / f"{name}.parquet", schema)
         for name, schema in SCHEMAS.items()
     }
-    mdd = excluded = trd = 0
+    mdd = excluded = trd = fills = 0
     try:
         for first in range(1, persons + 1, chunk_size):
             last = min(persons, first + chunk_size - 1)
-            buf = {name: _Buffer(schema) for name, schema in SCHEMAS.items()}
+            buf = {
+                name: _Buffer(schema, rows[name] + 1 if name in ROW_ID_TABLES else None)
+                for name, schema in SCHEMAS.items()
+                if name != "drug_exposure"
+            }
+            buf["drug_exposure"] = _Buffer(DRUG_RAW, None)
             for pid in range(first, last + 1):
                 person = sim.person(seed, pid)
                 truth = rules.truth(person)
@@ -342,8 +429,14 @@ def generate_omop(
                 trd += truth.is_trd
                 recorder.record(person, truth, buf)
             for name, b in buf.items():
-                writers[name].write_table(b.table())
-                rows[name] += len(b)
+                table = b.table()
+                if name == "condition_occurrence":
+                    table = _noisy_conditions(table, seed, settings.noise)
+                elif name == "drug_exposure":
+                    table = _noisy_drugs(table, fills + 1, rows[name] + 1, seed, settings.noise)
+                    fills += len(b)
+                writers[name].write_table(table)
+                rows[name] += table.num_rows
             del buf
             if progress is not None:
                 progress(last)
