@@ -34,9 +34,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-services:  # PostgreSQL for the storage and web tests, Chromium for the browser tests
+services:  # PostgreSQL for the storage, web and population tests, Chromium for the browser tests, Java for Spark
 	bash .ci/ensure-postgres
 	bash .ci/ensure-browser
+	bash .ci/ensure-java
 
 unit: $(STAMP) services
 	$(BIN)/pytest
@@ -48,6 +49,7 @@ bench: $(STAMP)  # runs every benchmark, then fails if any missed its target
 	$(BIN)/python bench/bench_assess.py || status=1; \
 	$(BIN)/python bench/bench_measurement.py || status=1; \
 	$(BIN)/python bench/bench_web.py || status=1; \
+	$(BIN)/python bench/bench_population.py || status=1; \
 	exit $$status
 
 schema: $(STAMP)
