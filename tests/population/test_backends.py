@@ -31,7 +31,6 @@ from trdnav.population.backends import (
     open_omop,
     parse_postgres_url,
     postgres_connect,
-    spark_session,
     to_arrow,
 )
 from trdnav.population.schema import check_tables
@@ -173,13 +172,10 @@ def pg_schema(pg_available: None) -> Iterator[str]:
         con.disconnect()
 
 
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """One local Spark session for the whole test run (start-up takes seconds)."""
-    session, started = spark_session()
-    yield session
-    if started:
-        session.stop()
+@pytest.fixture
+def spark(spark_session: Any) -> Any:
+    """The test run's Spark session (tests/population/conftest.py); open_omop finds it running."""
+    return spark_session
 
 
 # --- DuckDB: Parquet -----------------------------------------------------------------------------

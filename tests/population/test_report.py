@@ -22,6 +22,7 @@ from trdnav.population.report import (
     AttritionRow,
     ParameterRow,
     attrition_chart,
+    attrition_csv,
     attrition_markdown,
     attrition_rows,
     parameter_rows,
@@ -127,6 +128,16 @@ def test_attrition_rows_come_from_tables_mappings_objects_and_tuples() -> None:
     assert attrition_rows(table.to_pylist()) == expected
     assert attrition_rows([(2, "with MDD", 4), (1, "persons in `person`", 10)]) == expected
     assert attrition_rows(list(reversed(expected))) == expected
+
+
+def test_the_attrition_csv_has_the_counts_and_the_shares() -> None:
+    lines = attrition_csv([*ROWS[:2], AttritionRow(3, 'with "quotes", commas', 0)]).splitlines()
+    assert lines == [
+        "step,criterion,persons,removed,percent_of_previous",
+        "1,persons in `person`,5000,,",
+        "2,with an MDD diagnosis,1210,3790,24.2",
+        '3,"with ""quotes"", commas",0,1210,0.0',
+    ]
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -1,11 +1,13 @@
 """The attrition report of a cohort run: a Markdown document and a PNG chart.
 
 Pure rendering: the rows come in (step, criterion, persons remaining) and text or an image goes
-out. ``trdnav cohort`` writes ``attrition.md`` and ``attrition.png`` with these.
+out. ``trdnav cohort`` writes ``attrition.md``, ``attrition.csv`` and ``attrition.png`` with these.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +163,24 @@ def attrition_markdown(
         )
     lines += ["", UNVERIFIED_NOTE, ""]
     return "\n".join(lines)
+
+
+def attrition_csv(rows: Sequence[AttritionRow]) -> str:
+    """The attrition as CSV (step, criterion, persons, removed, percent_of_previous), for tools."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["step", "criterion", "persons", "removed", "percent_of_previous"])
+    for row, (removed, share) in zip(rows, removed_and_share(rows), strict=True):
+        writer.writerow(
+            [
+                row.step,
+                row.criterion,
+                row.persons,
+                "" if removed is None else removed,
+                "" if share is None else f"{share:.1f}",
+            ]
+        )
+    return buffer.getvalue()
 
 
 def attrition_chart(rows: Sequence[AttritionRow], path: Path) -> None:
