@@ -36,6 +36,14 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[
             bool, typer.Option("--overwrite", help="replace the generator's files in --out")
         ] = False,
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                "--workers",
+                help="processes simulating in parallel (default: 2 from 200,000 persons); "
+                "the data are the same with any number",
+            ),
+        ] = None,
     ) -> None:
         """Write synthetic OMOP CDM v5.4 tables (Parquet) with depression journeys, a small
         vocabulary and the ground truth (who is TRD and from when). No real person's data."""
@@ -62,6 +70,7 @@ def register(app: typer.Typer) -> None:
                     chunk_size,
                     lambda done: progress.update(task, completed=done),
                     overwrite=overwrite,
+                    workers=workers,
                 )
         except InputError as exc:
             for p in exc.problems:

@@ -105,6 +105,11 @@ def test_the_same_seed_gives_the_same_data_whatever_the_chunk_size(
     assert _digest(tmp_path / "odd_chunks") == reference
 
 
+def test_worker_processes_give_the_same_data(omop: Path, tmp_path: Path) -> None:
+    generate_omop(tmp_path / "workers", PERSONS, 7, chunk_size=1000, workers=2)
+    assert _digest(tmp_path / "workers") == _digest(omop)
+
+
 def test_another_seed_gives_other_data(omop: Path, tmp_path: Path, kb: Knowledge) -> None:
     generate_omop(tmp_path / "s8", PERSONS, 8, chunk_size=1000, kb=kb)
     a, b = _digest(omop), _digest(tmp_path / "s8")
@@ -290,6 +295,9 @@ def test_it_refuses_bad_arguments(tmp_path: Path, kb: Knowledge) -> None:
         generate_omop(tmp_path / "a", 0, 1, kb=kb)
     with pytest.raises(InputError, match="chunk size must be at least 1"):
         generate_omop(tmp_path / "a", 10, 1, chunk_size=0, kb=kb)
+    with pytest.raises(InputError, match="workers must be at least 1"):
+        generate_omop(tmp_path / "a", 10, 1, workers=0, kb=kb)
+    assert not (tmp_path / "a").exists()
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")

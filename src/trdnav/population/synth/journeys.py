@@ -482,9 +482,10 @@ class Simulator:
             if episode > 2 or start > self.data_end:
                 return
 
-    def _dx(self, rng: random.Random, p: Person, d: int, codes: Weighted) -> None:
+    def _dx(self, rng: random.Random, p: Person, d: int, codes: Weighted, main: str) -> None:
+        """A diagnosis: mostly the episode's own code, sometimes another of its kind."""
         if d <= p.obs_end:
-            p.dx.append((d, codes.draw(rng)))
+            p.dx.append((d, main if rng.random() < 0.8 else codes.draw(rng)))
 
     def _phq(self, rng: random.Random, p: Person, d: int, remitted: bool) -> None:
         if d > p.obs_end or rng.random() >= self.settings.journey.phq9_at_visit:
@@ -506,7 +507,8 @@ class Simulator:
             codes = cat.w_recurrent_codes
         t = start
         last_dx = start
-        self._dx(rng, p, t, codes)
+        main = codes.draw(rng)
+        self._dx(rng, p, t, codes, main)
         active: list[_Course] = []
         used: set[str] = set()
         level, failures = 1, 0
@@ -516,7 +518,7 @@ class Simulator:
             if t > p.obs_end:
                 break
             if step_no:
-                self._dx(rng, p, t, codes)
+                self._dx(rng, p, t, codes, main)
                 last_dx = t
             self._phq(rng, p, t, remitted=False)
             kinds = [k for k, _ in j.neuromodulation_kinds if k not in neuromod_used]
@@ -598,7 +600,7 @@ class Simulator:
                 c.extend_to(t_next)
             mid = (t + t_next) // 2
             if rng.random() < 0.5:
-                self._dx(rng, p, mid, codes)
+                self._dx(rng, p, mid, codes, main)
                 last_dx = max(last_dx, mid) if mid <= p.obs_end else last_dx
             t = t_next
             if rng.random() < j.dropout:

@@ -11,10 +11,15 @@ to the true events, see :mod:`~trdnav.population.synth.truth`) and ``manifest.js
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import multiprocessing
+import os
 import time
 from array import array
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +144,10 @@ VOCABULARY_TABLES = ("concept", "concept_ancestor", "drug_strength")
 EVENT_TABLES = tuple(SCHEMAS)
 ALL_FILES = (*(f"{t}.parquet" for t in (*EVENT_TABLES, *VOCABULARY_TABLES)), "manifest.json")
 
+MAX_AUTO_WORKERS = 2
+AUTO_WORKERS_FROM = 200_000
+"""Persons from which worker processes pay for their start-up (a few seconds each)."""
+
 _NULL = -(1 << 31)
 _TYPECODE = {"int64": "q", "int32": "i", "date32[day]": "i", "double": "d", "bool": "b"}
 
@@ -160,11 +169,11 @@ class SynthSummary:
 class _Buffer:
     """Columns of one table for one chunk, as compact arrays (strings as lists)."""
 
-    def __init__(self, schema: pa.Schema, first_id: int | None) -> None:
-        """``first_id``: the table's first column is a row id numbered from it (not appended)."""
+    def __init__(self, schema: pa.Schema, row_id: bool) -> None:
+        """``row_id``: the table's first column is a row id, numbered when the table is built."""
         self.schema = schema
-        self.first_id = first_id
-        fields = list(schema)[1:] if first_id is not None else list(schema)
+        self.row_id = row_id
+        fields = list(schema)[1:] if row_id else list(schema)
         self.fields = fields
         self.cols: list[Any] = []
         for f in fields:
@@ -175,10 +184,10 @@ class _Buffer:
     def __len__(self) -> int:
         return len(self.cols[0])
 
-    def table(self) -> pa.Table:
+    def table(self, first_id: int = 1) -> pa.Table:
         arrays = []
-        if self.first_id is not None:
-            arrays.append(pa.array(np.arange(self.first_id, self.first_id + len(self)), pa.int64()))
+        if self.row_id:
+            arrays.append(pa.array(np.arange(first_id, first_id + len(self)), pa.int64()))
         for f, col in zip(self.fields, self.cols, strict=True):
             if isinstance(col, list):
                 arrays.append(pa.array(col, f.type))
@@ -350,6 +359,86 @@ def _put(buffer: _Buffer, *values: Any) -> None:
         add(value)
 
 
+_Chunk = tuple[dict[str, _Buffer], list[int]]
+
+
+def _new_buffers() -> dict[str, _Buffer]:
+    buf = {
+        name: _Buffer(schema, name in ROW_ID_TABLES)
+        for name, schema in SCHEMAS.items()
+        if name != "drug_exposure"
+    }
+    buf["drug_exposure"] = _Buffer(DRUG_RAW, False)
+    return buf
+
+
+class _ChunkSimulator:
+    """Simulates and records the persons of one chunk (in this process or a worker)."""
+
+    def __init__(self, kb: Knowledge, voc: Vocabulary, settings: SynthSettings, seed: int) -> None:
+        self.sim = Simulator(kb, voc, settings)
+        self.rules = TruthRules(kb, voc)
+        self.recorder = _Recorder(voc)
+        self.seed = seed
+
+    def run(self, first: int, last: int) -> _Chunk:
+        buf = _new_buffers()
+        counts = [0, 0, 0]
+        for pid in range(first, last + 1):
+            person = self.sim.person(self.seed, pid)
+            truth = self.rules.truth(person)
+            counts[0] += truth.has_mdd
+            counts[1] += truth.excluded is not None
+            counts[2] += truth.is_trd
+            self.recorder.record(person, truth, buf)
+        for b in buf.values():  # workers send the compact arrays back, not the append methods
+            b.add = []
+        return buf, counts
+
+
+_WORKER: _ChunkSimulator | None = None
+
+
+def _worker_init(settings: SynthSettings, seed: int) -> None:
+    global _WORKER  # one simulator per worker process
+    kb = default_knowledge()
+    _WORKER = _ChunkSimulator(kb, build_vocabulary_index(kb), settings, seed)
+
+
+def _worker_run(first: int, last: int) -> _Chunk:
+    if _WORKER is None:
+        raise RuntimeError("worker process not initialised")
+    return _WORKER.run(first, last)
+
+
+def _chunk_results(
+    chunks: list[tuple[int, int]],
+    seed: int,
+    settings: SynthSettings,
+    kb: Knowledge,
+    voc: Vocabulary,
+    workers: int,
+) -> Iterator[_Chunk]:
+    """The chunks' buffers in order; with several workers at most two chunks per worker ahead."""
+    if workers <= 1:
+        local = _ChunkSimulator(kb, voc, settings, seed)
+        for first, last in chunks:
+            yield local.run(first, last)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, _worker_init, (settings, seed)) as pool:
+        pending: deque[Future[_Chunk]] = deque()
+        todo = iter(chunks)
+        for first, last in itertools.islice(todo, 2 * workers):
+            pending.append(pool.submit(_worker_run, first, last))
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(_worker_run, *nxt))
+            yield result
+
+
 def _check_target(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError([Problem("--out", "not_a_directory", f"{out_dir} is not a directory")])
@@ -373,6 +462,7 @@ def generate_omop(
     progress: Callable[[int], None] | None = None,
     *,
     overwrite: bool = False,
+    workers: int | None = None,
     kb: Knowledge | None = None,
     settings: SynthSettings = DEFAULT_SETTINGS,
 ) -> SynthSummary:
@@ -381,11 +471,18 @@ def generate_omop(
     ``progress`` is called after each chunk with the number of persons written so far. The data
     depend only on ``persons``, ``seed``, the knowledge base and ``settings`` (not the chunk size).
     With ``overwrite`` the generator's own files in ``out_dir`` are replaced; other files stay.
+    ``workers``: processes simulating chunks in parallel (default: up to
+    :data:`MAX_AUTO_WORKERS` from :data:`AUTO_WORKERS_FROM` persons, else one); the data are the
+    same with any number. A knowledge base other than the packaged one runs in this process only.
     """
     problems = []
     if persons < 1:
         problems.append(
             Problem("--persons", "too_small", f"persons must be at least 1, got {persons}")
+        )
+    if workers is not None and workers < 1:
+        problems.append(
+            Problem("--workers", "too_small", f"workers must be at least 1, got {workers}")
         )
     if chunk_size < 1:
         problems.append(
@@ -395,11 +492,15 @@ def generate_omop(
         raise InputError(problems)
     _check_target(out_dir, overwrite)
     started = time.perf_counter()
+    default = kb is None or kb is default_knowledge()
     kb = kb or default_knowledge()
     voc = build_vocabulary_index(kb)
-    sim = Simulator(kb, voc, settings)
-    rules = TruthRules(kb, voc)
-    recorder = _Recorder(voc)
+    chunks = [
+        (first, min(persons, first + chunk_size - 1)) for first in range(1, persons + 1, chunk_size)
+    ]
+    if workers is None:
+        workers = min(MAX_AUTO_WORKERS, os.cpu_count() or 1) if persons >= AUTO_WORKERS_FROM else 1
+    workers = max(1, min(workers, len(chunks))) if default else 1
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ALL_FILES:
         (out_dir / name).unlink(missing_ok=True)
@@ -411,25 +512,15 @@ def generate_omop(
         name: pq.ParquetWriter(out_dir / f"{name}.parquet", schema)
         for name, schema in SCHEMAS.items()
     }
-    mdd = excluded = trd = fills = 0
+    counts = [0, 0, 0]  # MDD, excluded, TRD
+    fills = 0
     try:
-        for first in range(1, persons + 1, chunk_size):
-            last = min(persons, first + chunk_size - 1)
-            buf = {
-                name: _Buffer(schema, rows[name] + 1 if name in ROW_ID_TABLES else None)
-                for name, schema in SCHEMAS.items()
-                if name != "drug_exposure"
-            }
-            buf["drug_exposure"] = _Buffer(DRUG_RAW, None)
-            for pid in range(first, last + 1):
-                person = sim.person(seed, pid)
-                truth = rules.truth(person)
-                mdd += truth.has_mdd
-                excluded += truth.excluded is not None
-                trd += truth.is_trd
-                recorder.record(person, truth, buf)
+        for (_, last), (buf, chunk_counts) in zip(
+            chunks, _chunk_results(chunks, seed, settings, kb, voc, workers), strict=True
+        ):
+            counts = [a + b for a, b in zip(counts, chunk_counts, strict=True)]
             for name, b in buf.items():
-                table = b.table()
+                table = b.table(rows[name] + 1)
                 if name == "condition_occurrence":
                     table = _noisy_conditions(table, seed, settings.noise)
                 elif name == "drug_exposure":
@@ -443,6 +534,7 @@ def generate_omop(
     finally:
         for w in writers.values():
             w.close()
+    mdd, excluded, trd = counts
     seconds = time.perf_counter() - started
     summary = SynthSummary(
         out_dir, persons, seed, chunk_size, rows, mdd, excluded, trd, round(seconds, 3)
