@@ -7,7 +7,7 @@ Materialisation: the three outputs share the expensive middle (exposures, eras, 
 Ibis expressions are lazy, so without care each output would recompute it. With
 ``materialize=True`` (the default) :func:`run_phenotype` writes the intermediates once as temporary
 tables of the tables' own connection (DuckDB and PostgreSQL: ``create_table(temp=True)``; PySpark:
-``.cache()``), so the call itself runs the heavy part and the returned tables are cheap to read.
+a local checkpoint registered as a temporary view), so the call itself runs the heavy part and the returned tables are cheap to read.
 With ``materialize=False`` nothing runs until a result is executed.
 """
 
@@ -73,9 +73,14 @@ def _materializer(table: ir.Table, enabled: bool):  # type: ignore[no-untyped-de
     name = getattr(con, "name", "")
 
     def write(expr: ir.Table) -> ir.Table:
-        if name == "pyspark":
-            return expr.cache()
         label = f"trdnav_tmp_{os.getpid()}_{next(_COUNTER)}"
+        if name == "pyspark":
+            # cache() keeps the lineage in every later plan (plans grow until the driver runs
+            # out of memory) and does not register memtables; a local checkpoint cuts it.
+            con._run_pre_execute_hooks(expr)
+            frame = con._session.sql(con.compile(expr)).localCheckpoint()
+            frame.createOrReplaceTempView(label)
+            return con.table(label)
         return con.create_table(label, expr, temp=True)
 
     return write

@@ -8,6 +8,7 @@ import ibis
 import ibis.expr.types as ir
 
 from trdnav.knowledge.load import Knowledge
+from trdnav.population.phenotype.util import count_true
 from trdnav.population.schema import OmopTables
 
 
@@ -21,9 +22,9 @@ def episode_index(steps: ir.Table) -> ir.Table:
     s = steps
     f_date = ibis.ifelse(s.is_index_trial, s.adequacy_date, ibis.null("date")).max()
     per = s.group_by("person_id", "episode_id").aggregate(
-        antidepressant_steps=(s.step_kind == "antidepressant").cast("int64").sum(),
-        adequate_trials=(s.is_trial & s.adequacy_date.notnull()).cast("int64").sum(),
-        failed_trials=s.failed.cast("int64").sum(),
+        antidepressant_steps=count_true(s.step_kind == "antidepressant"),
+        adequate_trials=count_true(s.is_trial & s.adequacy_date.notnull()),
+        failed_trials=count_true(s.failed),
         f_date=f_date,
     )
     j = s.join(per.select("person_id", "episode_id", "f_date"), ["person_id", "episode_id"])
@@ -192,7 +193,7 @@ def attrition(
     cond = ibis.literal(True)
     for i, step in enumerate(steps, start=2):
         cond = cond & step
-        aggs[f"c{i}"] = cond.cast("int64").sum()
+        aggs[f"c{i}"] = count_true(cond)
     counts = flags.aggregate(**aggs)
     rows = []
     for c in criteria(kb):

@@ -15,6 +15,7 @@ from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.population import ScoreBand
 from trdnav.knowledge.schema import Band
 from trdnav.population.concepts import KIND_ANTIDEPRESSANT, KIND_AUGMENTATION
+from trdnav.population.phenotype.util import count_true
 from trdnav.population.schema import OmopTables
 
 
@@ -93,13 +94,13 @@ def features(
     ad = (s.step_kind == KIND_ANTIDEPRESSANT) & before
     failed = s.failed & (s.adequacy_date < s.index_date)
     counts = s.group_by("person_id").aggregate(
-        trials_to_index=trial.cast("int64").sum(),
-        adequate_trials_to_index=(trial & s.adequacy_date.notnull()).cast("int64").sum(),
-        failed_adequate_trials=failed.cast("int64").sum(),
-        failed_antidepressants=(failed & (s.step_kind == KIND_ANTIDEPRESSANT)).cast("int64").sum(),
+        trials_to_index=count_true(trial),
+        adequate_trials_to_index=count_true(trial & s.adequacy_date.notnull()),
+        failed_adequate_trials=count_true(failed),
+        failed_antidepressants=count_true(failed & (s.step_kind == KIND_ANTIDEPRESSANT)),
         antidepressant_classes_tried=ibis.ifelse(ad, s.drug_class, ibis.null("string")).nunique(),
         augmentation_used=((s.step_kind == KIND_AUGMENTATION) & before).any(),
-        dose_unknown_trials=(trial & s.dose_unknown).cast("int64").sum(),
+        dose_unknown_trials=count_true(trial & s.dose_unknown),
     )
 
     w = base.select("person_id", "index_date", "episode_start", "episode_end")
