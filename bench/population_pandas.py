@@ -9,13 +9,15 @@ deliberately slow nor tuned: it is what the Ibis phenotype is compared against i
 
     .venv/bin/python bench/population_pandas.py --omop DIR [--out cohort.parquet]
 
-prints the attrition and the seconds taken, and writes the cohort (cohort_definition_id,
-subject_id, cohort_start_date, cohort_end_date) when ``--out`` is given.
+prints the attrition and a ``RESULT {json}`` line (seconds taken, cohort size), and writes the
+cohort (cohort_definition_id, subject_id, cohort_start_date, cohort_end_date) when ``--out`` is
+given.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -41,7 +43,7 @@ TABLES = (
     "concept_ancestor",
     "drug_strength",
 )
-STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b", re.IGNORECASE)
+STRENGTH = r"([0-9]+(?:\.[0-9]+)?) mg"
 DAY = pd.Timedelta(days=1)
 
 
@@ -52,6 +54,12 @@ class Ingredient:
     rxnorm: str | None
     kind: str  # "antidepressant" | "augmentation" | "esketamine"
     min_mg_per_day: float | None
+
+    @property
+    def word(self) -> str:
+        """The leading word of the name, as drug concept names start (``selegiline``)."""
+        found = re.match(r"[a-z]+", self.name.lower())
+        return found.group(0) if found else self.id
 
 
 def ingredients(kb: Knowledge) -> list[Ingredient]:
@@ -98,7 +106,7 @@ def resolve(cset: ConceptSet, concept: pd.DataFrame, ancestor: pd.DataFrame | No
             if c.vocabulary == "ICD10CM":
                 hit = same_vocab & code.str.startswith(c.normalized)
             else:
-                hit = same_vocab & (code == c.normalized)
+                hit = same_vocab & (concept["concept_code"] == c.code)
             roots = set(concept.loc[hit, "concept_id"].tolist())
             ids |= roots
             if c.descendants and ancestor is not None:
@@ -110,14 +118,16 @@ def resolve(cset: ConceptSet, concept: pd.DataFrame, ancestor: pd.DataFrame | No
 
 
 def source_match(values: pd.Series, cset: ConceptSet) -> pd.Series:
-    """Source values (dots removed, upper case) that start with an included ICD-10-CM code (and not
-    an excluded one) or equal another included code."""
+    """Source values (dots removed, upper case) that start with an included code (not SNOMED) and
+    with none of the excluded ones."""
     v = norm(values)
     hit = pd.Series(False, index=values.index)
     for c in cset.include:
-        hit |= v.str.startswith(c.normalized) if c.vocabulary == "ICD10CM" else v == c.normalized
+        if c.vocabulary != "SNOMED":
+            hit |= v.str.startswith(c.normalized)
     for c in cset.exclude:
-        hit &= ~(v.str.startswith(c.normalized) if c.vocabulary == "ICD10CM" else v == c.normalized)
+        if c.vocabulary != "SNOMED":
+            hit &= ~v.str.startswith(c.normalized)
     return hit
 
 
@@ -162,7 +172,8 @@ def cohort(
         rows = records_in(co, "condition", sets[set_id], resolve(sets[set_id], concept, ancestor))
         excluded |= set(rows["person_id"].tolist())
     mdd = mdd[~mdd["person_id"].isin(excluded)]
-    attrition.append((3, "without exclusion diagnoses", mdd["person_id"].nunique()))
+    eligible = set(mdd["person_id"].tolist())
+    attrition.append((3, "without exclusion diagnoses", len(eligible)))
 
     # 3 episodes
     op = t["observation_period"].copy()
@@ -192,74 +203,91 @@ def cohort(
     )
     episodes = episodes.reset_index()
 
-    # 4 ingredients of exposures
-    ingr = pd.DataFrame([vars(i) for i in ingredients(kb)])
+    # 4 ingredients of drug concepts: through concept_ancestor, the ingredient concept itself, or
+    # (for drug concepts matched by neither) the leading word of the concept name
+    ingr = pd.DataFrame([{**vars(i), "word": i.word} for i in ingredients(kb)])
     ing_concepts = concept[
         (concept["vocabulary_id"] == "RxNorm") & (concept["concept_class_id"] == "Ingredient")
     ].merge(ingr.dropna(subset=["rxnorm"]), left_on="concept_code", right_on="rxnorm")
-    de = t["drug_exposure"]
-    drug_ids = pd.DataFrame({"drug_concept_id": de["drug_concept_id"].unique()})
-    maps = []
+    ing_concepts = ing_concepts.rename(columns={"concept_id": "ingredient_concept_id"})
+    maps = [
+        ing_concepts[["ingredient_concept_id", "id"]].assign(
+            drug_concept_id=ing_concepts["ingredient_concept_id"]
+        )
+    ]
     if ancestor is not None:
+        below = ancestor.merge(
+            ing_concepts[["ingredient_concept_id", "id"]],
+            left_on="ancestor_concept_id",
+            right_on="ingredient_concept_id",
+        )
         maps.append(
-            ancestor.merge(
-                ing_concepts[["concept_id", "id"]],
-                left_on="ancestor_concept_id",
-                right_on="concept_id",
-            )[["descendant_concept_id", "id"]].rename(
+            below[["ingredient_concept_id", "id", "descendant_concept_id"]].rename(
                 columns={"descendant_concept_id": "drug_concept_id"}
             )
         )
-    maps.append(
-        ing_concepts[["concept_id", "id"]].rename(columns={"concept_id": "drug_concept_id"})
-    )
     mapped = pd.concat(maps).drop_duplicates()
-    mapped = mapped[mapped["drug_concept_id"].isin(drug_ids["drug_concept_id"])]
-    unmapped = drug_ids[~drug_ids["drug_concept_id"].isin(mapped["drug_concept_id"])].merge(
-        concept[["concept_id", "concept_name"]], left_on="drug_concept_id", right_on="concept_id"
+    drugs = concept[concept["domain_id"] == "Drug"]
+    unmapped = drugs[~drugs["concept_id"].isin(mapped["drug_concept_id"])]
+    word = unmapped["concept_name"].str.lower().str.extract(r"^([a-z]+)", expand=False)
+    by_name = (
+        pd.DataFrame({"drug_concept_id": unmapped["concept_id"], "word": word})
+        .merge(ingr[["id", "word"]], on="word")
+        .drop(columns="word")
     )
-    by_name = []
-    lower = unmapped["concept_name"].fillna("").str.lower()
-    for ing in ingr.itertuples():
-        hit = lower.str.startswith(ing.name.lower())
-        by_name.append(
-            pd.DataFrame({"drug_concept_id": unmapped.loc[hit, "drug_concept_id"], "id": ing.id})
-        )
-    drug_map = pd.concat([mapped, *by_name]).drop_duplicates()
+    drug_map = pd.concat([mapped, by_name], ignore_index=True)
 
-    # 5 exposure end and daily dose
-    de = de.merge(drug_map, on="drug_concept_id")
-    de = de[~de["person_id"].isin(excluded)]
-    de = de.merge(ingr[["id", "kind", "min_mg_per_day", "rxnorm"]], on="id")
-    de["start"] = to_date(de["drug_exposure_start_date"])
-    end = to_date(de["drug_exposure_end_date"])
-    supply = de["days_supply"]
-    fallback = (
-        de["start"]
-        + (supply.where(supply.notna() & (supply > 0), p.default_days_supply.value) - 1).astype(
-            "float"
-        )
-        * DAY
+    # 5 strength (drug_strength in mg, else "<n> mg" after the ingredient's name), end, dose
+    drug_map = drug_map.merge(
+        concept[["concept_id", "concept_name"]].rename(columns={"concept_id": "drug_concept_id"}),
+        on="drug_concept_id",
+        how="left",
+    ).merge(ingr[["id", "word"]], on="id")
+    lowered = drug_map["concept_name"].fillna("").str.lower()
+    rest = [name[max(name.find(w), 0) :] for name, w in zip(lowered, drug_map["word"], strict=True)]
+    drug_map["strength"] = (
+        pd.Series(rest, index=drug_map.index).str.extract(STRENGTH, expand=False).astype(float)
     )
-    de["end"] = end.where(end.notna() & (end >= de["start"]), fallback)
-    de = de.drop_duplicates(["person_id", "drug_concept_id", "drug_exposure_start_date", "id"])
-
-    names = concept[["concept_id", "concept_name"]].rename(
-        columns={"concept_id": "drug_concept_id"}
-    )
-    de = de.merge(names, on="drug_concept_id", how="left")
-    de["strength"] = de["concept_name"].str.extract(STRENGTH, expand=False).astype(float)
     ds = t.get("drug_strength")
     if ds is not None:
-        ds = ds.merge(
-            ing_concepts[["concept_id", "id"]],
-            left_on="ingredient_concept_id",
-            right_on="concept_id",
-        )[["drug_concept_id", "id", "amount_value"]].drop_duplicates(["drug_concept_id", "id"])
-        de = de.merge(ds, on=["drug_concept_id", "id"], how="left")
-        de["strength"] = de["amount_value"].where(de["amount_value"].notna(), de["strength"])
-    ok = (de["quantity"] > 0) & (de["days_supply"] > 0) & (de["strength"] > 0)
-    de["dose"] = (de["quantity"] * de["strength"] / de["days_supply"]).where(ok)
+        ucum = concept.loc[concept["vocabulary_id"] == "UCUM", ["concept_id", "concept_code"]]
+        ds = ds.merge(ucum, left_on="amount_unit_concept_id", right_on="concept_id", how="left")
+        ds = ds[
+            (ds["concept_code"].isna() | (ds["concept_code"].str.lower() == "mg"))
+            & (ds["amount_value"] > 0)
+        ]
+        table_mg = ds.groupby(["drug_concept_id", "ingredient_concept_id"], as_index=False)[
+            "amount_value"
+        ].max()
+        drug_map = drug_map.merge(
+            table_mg, on=["drug_concept_id", "ingredient_concept_id"], how="left"
+        )
+        drug_map["strength"] = drug_map["amount_value"].where(
+            drug_map["amount_value"].notna(), drug_map["strength"]
+        )
+
+    de = t["drug_exposure"]
+    de = de[de["person_id"].isin(eligible) & de["drug_exposure_start_date"].notna()].copy()
+    de["drug_exposure_start_date"] = to_date(de["drug_exposure_start_date"])
+    de["drug_exposure_end_date"] = to_date(de["drug_exposure_end_date"])
+    de = de.merge(drug_map[["drug_concept_id", "id", "strength"]], on="drug_concept_id")
+    # duplicate rows (same person, drug, start) count once, with their largest values
+    de = de.groupby(
+        ["person_id", "drug_concept_id", "drug_exposure_start_date", "id"], as_index=False
+    ).agg(
+        end_date=("drug_exposure_end_date", "max"),
+        quantity=("quantity", "max"),
+        days_supply=("days_supply", "max"),
+        strength=("strength", "max"),
+    )
+    de = de.merge(ingr[["id", "kind", "min_mg_per_day"]], on="id")
+    de["start"] = de["drug_exposure_start_date"]
+    end = de["end_date"]
+    supply = de["days_supply"].where(de["days_supply"] > 0)
+    fallback = de["start"] + (supply.fillna(p.default_days_supply.value) - 1).astype(float) * DAY
+    de["end"] = end.where(end.notna() & (end >= de["start"]), fallback)
+    ok = (de["quantity"] > 0) & (supply > 0) & (de["strength"] > 0)
+    de["dose"] = (de["quantity"] * de["strength"] / supply.astype(float)).where(ok)
 
     # esketamine sessions: drug exposures of the ingredient join the procedures below
     esk_drug = de.loc[de["kind"] == "esketamine", ["person_id", "start"]]
@@ -285,8 +313,11 @@ def cohort(
         dose=("dose", "max"),
         adequate_from=("adequate_from", "min"),
     )
+    min_dose = ingr.set_index("id")["min_mg_per_day"]
+    unknown = eras["dose"].isna() | eras["id"].map(min_dose).isna()
     if p.unknown_dose_is_adequate.value:
-        eras["adequate_from"] = eras["adequate_from"].where(eras["dose"].notna(), eras["era_start"])
+        no_dose = eras["adequate_from"].isna() & unknown
+        eras["adequate_from"] = eras["adequate_from"].where(~no_dose, eras["era_start"])
     due = eras["adequate_from"] + weeks_days * DAY
     eras["adequacy_date"] = due.where(eras["era_end"] >= due)
     eras = eras.reset_index()
@@ -318,7 +349,7 @@ def cohort(
         )
     )
     sessions_df = pd.concat(sessions)
-    sessions_df = sessions_df[~sessions_df["person_id"].isin(excluded)]
+    sessions_df = sessions_df[sessions_df["person_id"].isin(eligible)]
 
     # 8 steps per episode
     lookback = p.episode_lookback_days.value * DAY
@@ -328,7 +359,8 @@ def cohort(
         & (ep_eras["era_start"] <= ep_eras["episode_end"])
     ]
     ad = ep_eras[ep_eras["kind"] == "antidepressant"]
-    attrition.append((4, "with an antidepressant era in an episode", ad["person_id"].nunique()))
+    remaining = set(ad["person_id"].tolist())
+    attrition.append((4, "with an antidepressant era in an episode", len(remaining)))
     # augmentation eras count only when they start while an antidepressant era runs
     aug = ep_eras[ep_eras["kind"] == "augmentation"]
     running_ad = aug[["era", "person_id", "era_start"]].merge(
@@ -373,25 +405,21 @@ def cohort(
     steps = steps.merge(episodes[["episode", "person_id"]], on="episode")
 
     adequate = steps[steps["trial"] & steps["adequacy_date"].notna()]
-    attrition.append((5, "with an adequate trial", adequate["person_id"].nunique()))
+    remaining &= set(adequate["person_id"].tolist())
+    attrition.append((5, "with an adequate trial", len(remaining)))
     per_ep = adequate.groupby("episode").size()
     two = per_ep[per_ep >= p.min_failed_trials.value].index
-    attrition.append(
-        (
-            6,
-            f"with {p.min_failed_trials.value} adequate trials",
-            episodes.loc[episodes["episode"].isin(two), "person_id"].nunique(),
-        )
-    )
+    remaining &= set(episodes.loc[episodes["episode"].isin(two), "person_id"].tolist())
+    attrition.append((6, f"with {p.min_failed_trials.value} adequate trials", len(remaining)))
 
     # 9-10 failures and the index date, one episode at a time
     def index_of(group: pd.DataFrame) -> pd.Series:
         starts = group["step_start"].to_numpy()
         trials = group[group["trial"] & group["adequacy_date"].notna()]
         failed = [
-            (row.adequacy_date, row.id)
-            for row in trials.itertuples()
-            if (starts > np.datetime64(row.adequacy_date)).any()
+            (adequacy, ingredient)
+            for adequacy, ingredient in zip(trials["adequacy_date"], trials["id"], strict=True)
+            if (starts > np.datetime64(adequacy)).any()
         ]
         failed.sort()
         n_failed = len(failed)
@@ -409,15 +437,14 @@ def cohort(
     ].apply(index_of)
     per_episode = per_episode.join(episodes.set_index("episode")[["person_id"]])
     failed_two = per_episode[per_episode["failed"] >= p.min_failed_trials.value]
+    remaining &= set(failed_two["person_id"].tolist())
     attrition.append(
-        (
-            7,
-            f"with {p.min_failed_trials.value} failed adequate trials",
-            failed_two["person_id"].nunique(),
-        )
+        (7, f"with {p.min_failed_trials.value} failed adequate trials", len(remaining))
     )
     indexed = failed_two.dropna(subset=["index_date"])
-    attrition.append((8, "with a following step (index date)", indexed["person_id"].nunique()))
+    remaining &= set(indexed["person_id"].tolist())
+    attrition.append((8, "with a following step (index date)", len(remaining)))
+    indexed = indexed[indexed["person_id"].isin(remaining)]
     entry = indexed.groupby("person_id")["index_date"].min().reset_index()
 
     # 11 observation period and age
@@ -434,9 +461,9 @@ def cohort(
     birth = person[["person_id", "year_of_birth"]].copy()
     birth["month"] = person["month_of_birth"] if "month_of_birth" in person else np.nan
     birth["day"] = person["day_of_birth"] if "day_of_birth" in person else np.nan
-    no_day = birth["month"].isna() | birth["day"].isna()
-    birth["month"] = birth["month"].where(~no_day, 7)
-    birth["day"] = birth["day"].where(~no_day, 1)
+    # no month of birth: 1 July; no day: the 1st
+    birth["day"] = birth["day"].where(birth["month"].notna() & birth["day"].notna(), 1)
+    birth["month"] = birth["month"].fillna(7)
     inside = inside.merge(birth, on="person_id")
     idx = inside["index_date"]
     age = (
@@ -475,7 +502,13 @@ def main() -> int:
     elapsed = time.perf_counter() - t0
     for step, criterion, persons in attrition:
         print(f"  {step:>2} {criterion:<45} {persons:>10,}")
-    print(f"RESULT seconds={elapsed:.3f} read_seconds={t_read:.3f} cohort={len(result)}")
+    figures = {
+        "seconds": elapsed,
+        "read_seconds": t_read,
+        "cohort": len(result),
+        "attrition": [{"step": s, "criterion": c, "persons": n} for s, c, n in attrition],
+    }
+    print("RESULT " + json.dumps(figures))
     return 0
 
 
