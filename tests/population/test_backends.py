@@ -40,6 +40,7 @@ SPARK_WARNINGS = [
     "ignore::ResourceWarning",
     "ignore::DeprecationWarning",
     "ignore::FutureWarning",
+    "ignore::pytest.PytestUnraisableExceptionWarning",
 ]
 """PySpark's own socket and pandas-conversion warnings (pytest turns warnings into errors)."""
 
