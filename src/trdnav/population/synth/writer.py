@@ -462,7 +462,7 @@ def generate_omop(
     progress: Callable[[int], None] | None = None,
     *,
     overwrite: bool = False,
-    workers: int | None = None,
+    workers: int | None = 1,
     kb: Knowledge | None = None,
     settings: SynthSettings = DEFAULT_SETTINGS,
 ) -> SynthSummary:
@@ -471,9 +471,10 @@ def generate_omop(
     ``progress`` is called after each chunk with the number of persons written so far. The data
     depend only on ``persons``, ``seed``, the knowledge base and ``settings`` (not the chunk size).
     With ``overwrite`` the generator's own files in ``out_dir`` are replaced; other files stay.
-    ``workers``: processes simulating chunks in parallel (default: up to
-    :data:`MAX_AUTO_WORKERS` from :data:`AUTO_WORKERS_FROM` persons, else one); the data are the
-    same with any number. A knowledge base other than the packaged one runs in this process only.
+    ``workers``: processes simulating chunks in parallel (None: up to :data:`MAX_AUTO_WORKERS`
+    from :data:`AUTO_WORKERS_FROM` persons, else one); the data are the same with any number.
+    Workers are spawned, so a calling script needs the ``if __name__ == "__main__":`` guard.
+    A knowledge base other than the packaged one runs in this process only.
     """
     problems = []
     if persons < 1:
