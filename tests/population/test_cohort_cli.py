@@ -159,6 +159,37 @@ def test_a_postgres_url_gives_the_same_cohort_as_the_parquet_folder(
     )
 
 
+def test_a_csv_folder_and_a_duckdb_file_give_the_same_cohort_as_parquet(
+    synthetic_folder: Path, tmp_path: Path
+) -> None:
+    """Same data as CSV (types inferred) and as a DuckDB database file: the same three files."""
+    import duckdb
+
+    csv_folder = tmp_path / "csv"
+    csv_folder.mkdir()
+    db_path = tmp_path / "omop.duckdb"
+    con = duckdb.connect(str(db_path))
+    try:
+        for part in sorted(synthetic_folder.glob("*.parquet")):
+            table = pq.read_table(part)
+            pacsv.write_csv(table, csv_folder / f"{part.stem}.csv")
+            con.register("incoming", table)
+            con.execute(f'CREATE TABLE "{part.stem}" AS SELECT * FROM incoming')  # noqa: S608
+            con.unregister("incoming")
+    finally:
+        con.close()
+    outs = {}
+    for label, omop in (("parquet", synthetic_folder), ("csv", csv_folder), ("db", db_path)):
+        outs[label] = tmp_path / label / "cohort.parquet"
+        _run_ok(str(omop), outs[label])
+    for label in ("csv", "db"):
+        for name in ("cohort.parquet", "cohort_features.parquet"):
+            got = pq.read_table(outs[label].with_name(name))
+            assert got.equals(pq.read_table(outs["parquet"].with_name(name))), (label, name)
+        attrition = (outs[label].parent / "attrition.csv").read_text()
+        assert attrition == (outs["parquet"].parent / "attrition.csv").read_text()
+
+
 def test_an_output_path_that_is_a_folder_fails_cleanly_after_the_run(
     synthetic_folder: Path, tmp_path: Path
 ) -> None:
