@@ -105,9 +105,10 @@ def test_the_same_seed_gives_the_same_data_whatever_the_chunk_size(
     assert _digest(tmp_path / "odd_chunks") == reference
 
 
-def test_worker_processes_give_the_same_data(omop: Path, tmp_path: Path) -> None:
-    generate_omop(tmp_path / "workers", PERSONS, 7, chunk_size=1000, workers=2)
-    assert _digest(tmp_path / "workers") == _digest(omop)
+def test_worker_processes_give_the_same_data(tmp_path: Path, kb: Knowledge) -> None:
+    generate_omop(tmp_path / "workers", 400, 7, chunk_size=150, workers=2)
+    generate_omop(tmp_path / "here", 400, 7, chunk_size=400, workers=1, kb=kb)
+    assert _digest(tmp_path / "workers") == _digest(tmp_path / "here")
 
 
 def test_another_seed_gives_other_data(omop: Path, tmp_path: Path, kb: Knowledge) -> None:

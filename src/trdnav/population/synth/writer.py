@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 from trdnav import __version__
 from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge, default_knowledge
-from trdnav.population.synth.journeys import Fill, Person, Simulator
+from trdnav.population.synth.journeys import Person, Simulator
 from trdnav.population.synth.settings import (
     DEFAULT_SETTINGS,
     GENERATOR_VERSION,
@@ -315,7 +316,7 @@ class _Recorder:
             c[4].extend([code for _, code in dx])
             c[5].extend([icd[code] for _, code in dx])
         if p.fills:
-            fills = sorted(p.fills, key=_fill_order)
+            fills = sorted(p.fills, key=_BY_DAY)  # stable: same-day fills in simulation order
             n = len(fills)
             x = buf["drug_exposure"].cols
             x[0].extend([pid] * n)
@@ -350,15 +351,12 @@ class _Recorder:
         a[7](_NULL if truth.age_at_index is None else truth.age_at_index)
 
 
-def _fill_order(f: Fill) -> tuple[int, int]:
-    return f.day, f.product.concept_id
-
-
 def _put(buffer: _Buffer, *values: Any) -> None:
     for add, value in zip(buffer.add, values, strict=True):
         add(value)
 
 
+_BY_DAY = itemgetter(0)
 _Chunk = tuple[dict[str, _Buffer], list[int]]
 
 
@@ -419,7 +417,7 @@ def _chunk_results(
     voc: Vocabulary,
     workers: int,
 ) -> Iterator[_Chunk]:
-    """The chunks' buffers in order; with several workers at most two chunks per worker ahead."""
+    """The chunks' buffers in order; with several workers, one chunk more than workers ahead."""
     if workers <= 1:
         local = _ChunkSimulator(kb, voc, settings, seed)
         for first, last in chunks:
@@ -429,7 +427,7 @@ def _chunk_results(
     with ProcessPoolExecutor(workers, context, _worker_init, (settings, seed)) as pool:
         pending: deque[Future[_Chunk]] = deque()
         todo = iter(chunks)
-        for first, last in itertools.islice(todo, 2 * workers):
+        for first, last in itertools.islice(todo, workers + 1):
             pending.append(pool.submit(_worker_run, first, last))
         while pending:
             result = pending.popleft().result()
