@@ -277,6 +277,17 @@ def test_a_missing_postgres_column_is_named(tmp_path: Path, pg_schema: str) -> N
     )
 
 
+def test_an_empty_duckdb_database_says_which_tables_it_looked_for(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    _assert_clean_failure(
+        _cohort("--omop", str(path), "--out", str(tmp_path / "c.parquet")),
+        f"--omop: DuckDB file {path} holds none of the OMOP tables person, observation_period",
+    )
+
+
 # --- the command line itself is wrong ------------------------------------------------------------
 
 
