@@ -251,6 +251,19 @@ def test_the_mix_has_mdd_exclusions_adolescents_and_trd(con: duckdb.DuckDBPyConn
         "SELECT count(*) FROM procedure_occurrence WHERE procedure_source_value "
         "IN ('90870', '90867', '90868', 'G2082', 'G2083')",
     )
+    esketamine_drug = _one(
+        con,
+        "SELECT count(*) FROM drug_exposure d JOIN concept c ON c.concept_id = d.drug_concept_id "
+        "WHERE c.concept_name LIKE 'esketamine %' AND d.days_supply = 1",
+    )
+    assert esketamine_drug
+    recurrent = _one(
+        con,
+        "SELECT count(DISTINCT person_id) FROM condition_occurrence "
+        "WHERE condition_source_value LIKE 'F33%' AND condition_source_value NOT LIKE 'F338%' "
+        "AND condition_source_value NOT LIKE 'F33.8%'",
+    )
+    assert recurrent
     young = _one(
         con,
         "SELECT count(*) FROM ground_truth g JOIN person p USING (person_id) "
