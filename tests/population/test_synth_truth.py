@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trdnav.knowledge.load import Knowledge
-from trdnav.population.synth.journeys import Fill, Person, Simulator, day
+from trdnav.population.synth.journeys import Fill, Person, Simulator, course_schedule, day
 from trdnav.population.synth.truth import TruthRules
 from trdnav.population.synth.vocabulary import Vocabulary, build_vocabulary_index
 
@@ -250,3 +250,21 @@ def test_a_person_depends_only_on_the_seed_and_their_id(kb: Knowledge, voc: Voca
     assert (alone.dx, alone.fills, alone.procedures) == (again.dx, again.fills, again.procedures)
     other = sim.person(12, 500)
     assert (other.birth, other.dx) != (alone.birth, alone.dx)
+
+
+def test_neuromodulation_courses_follow_the_kb_protocols(kb: Knowledge) -> None:
+    protocols = [p for p in kb.protocols.values() if p.treatment in ("ect", "rtms", "esketamine")]
+    assert {p.treatment for p in protocols} == {"ect", "rtms", "esketamine"}
+    for protocol in protocols:
+        course = course_schedule(protocol)
+        planned = [ph for ph in protocol.phases if not ph.open_ended]
+        assert len(course.offsets) == sum(ph.sessions for ph in planned), protocol.id
+        assert list(course.offsets) == sorted(course.offsets)
+        first = planned[0]
+        week_one = [d for d in course.offsets if d < 7]
+        assert len(week_one) == min(first.sessions, first.per_week * first.per_day), protocol.id
+    esketamine = next(p for p in protocols if p.treatment == "esketamine")
+    course = course_schedule(esketamine)
+    dose = esketamine.phases[0].dose
+    assert dose is not None and course.first_mg == dose.first_session_mg
+    assert set(course.doses_mg[0]) == set(dose.options_mg)

@@ -27,6 +27,7 @@ from itertools import accumulate
 from typing import NamedTuple, TypeVar
 
 from trdnav.knowledge.load import Knowledge
+from trdnav.knowledge.protocols import Protocol
 from trdnav.knowledge.schema import Role
 from trdnav.population.synth.settings import DEFAULT_SETTINGS, SynthSettings
 from trdnav.population.synth.vocabulary import (
@@ -167,6 +168,48 @@ class DrugPlan:
         raise ValueError(f"no presentation of {self.drug} gives {dose} mg")
 
 
+@dataclass(frozen=True)
+class CourseSchedule:
+    """Session days (offsets from the first) of one knowledge-base protocol's planned phases."""
+
+    protocol: str
+    offsets: tuple[int, ...]
+    doses_mg: tuple[tuple[float, ...], ...]  # per session: the phase's dose options (mg)
+    first_mg: float | None
+
+
+def course_schedule(protocol: Protocol) -> CourseSchedule:
+    """The planned (not open-ended) phases of ``protocol`` as session days: ``per_week`` treatment
+    days a week (weekdays when five or more, else spread over the week), every ``every_weeks``
+    weeks, ``per_day`` sessions a day."""
+    offsets: list[int] = []
+    doses: list[tuple[float, ...]] = []
+    first: float | None = None
+    start = 0
+    for phase in protocol.phases:
+        if phase.open_ended:
+            break
+        if phase.per_week >= 5:
+            week_days = list(range(phase.per_week))
+        else:
+            week_days = [7 * k // phase.per_week for k in range(phase.per_week)]
+        options = tuple(phase.dose.options_mg) if phase.dose is not None else ()
+        if first is None and phase.dose is not None:
+            first = phase.dose.first_session_mg
+        count, week = 0, 0
+        while count < phase.sessions:
+            if week % phase.every_weeks == 0:
+                for wd in week_days:
+                    for _ in range(phase.per_day):
+                        if count < phase.sessions:
+                            offsets.append(start + 7 * week + wd)
+                            doses.append(options)
+                            count += 1
+            week += 1
+        start += 7 * max(week, phase.weeks or 0)
+    return CourseSchedule(protocol.id, tuple(offsets), tuple(doses), first)
+
+
 class Catalogue:
     """The drugs the journeys draw from, with their simulation doses, built from the KB."""
 
@@ -181,11 +224,6 @@ class Catalogue:
         self.gap_days = params.episode_gap_days.value
         self.adult_age = params.min_age_at_index.value
         self.phq9_loinc = params.phq9_total_loinc.value
-        esk = kb.drugs.get("esketamine")
-        dose = esk.antidepressant_dose if esk is not None else None
-        self.esketamine_mg = (
-            (dose.min_adequate_mg_per_day, dose.usual_max_mg_per_day) if dose else (0.0, 0.0)
-        )
         self.plans: dict[str, DrugPlan] = {}
         self.by_class: dict[str, list[str]] = {}
         for drug in kb.drugs.values():
@@ -216,6 +254,13 @@ class Catalogue:
         self.w_trial = Weighted(j.trial_kinds)
         self.w_first_codes = Weighted(MDD_FIRST_CODES)
         self.w_recurrent_codes = Weighted((*MDD_RECURRENT_CODES, MDD_PSYCHOTIC_RECURRENT))
+        self.courses: dict[str, list[CourseSchedule]] = {}
+        for protocol in sorted(kb.protocols.values(), key=lambda pr: pr.id):
+            if protocol.treatment in ("ect", "rtms", "esketamine"):
+                self.courses.setdefault(protocol.treatment, []).append(course_schedule(protocol))
+        self.neuromodulation = tuple(
+            (k, w) for k, w in j.neuromodulation_kinds if self.courses.get(k)
+        )
         for code in (ECT_CODE, RTMS_INITIAL, RTMS_SUBSEQUENT, RTMS_REDETERMINATION):
             if code not in voc.procedure:
                 raise ValueError(f"procedure code {code} is not in the concept sets")
@@ -521,9 +566,9 @@ class Simulator:
                 self._dx(rng, p, t, codes, main)
                 last_dx = t
             self._phq(rng, p, t, remitted=False)
-            kinds = [k for k, _ in j.neuromodulation_kinds if k not in neuromod_used]
+            kinds = [k for k, _ in cat.neuromodulation if k not in neuromod_used]
             if failures >= 2 and kinds and rng.random() < j.neuromodulation:
-                kind = _pick(rng, tuple(x for x in j.neuromodulation_kinds if x[0] in kinds))
+                kind = _pick(rng, tuple(x for x in cat.neuromodulation if x[0] in kinds))
                 neuromod_used.add(kind)
                 end, completed = self._course(rng, p, kind, t)
                 for c in active:
@@ -633,32 +678,31 @@ class Simulator:
         return True, last_dx, end
 
     def _course(self, rng: random.Random, p: Person, kind: str, t: int) -> tuple[int, bool]:
-        """Sessions of ECT, rTMS or esketamine from ``t``; returns (last session, completed)."""
+        """Sessions of ECT, rTMS or esketamine from ``t`` after one of the knowledge base's
+        protocols for it; returns (last session day, completed)."""
         j = self.settings.journey
+        course = _choice(rng, self.cat.courses[kind])
         completed = rng.random() >= j.course_abandoned
-        sessions: list[int] = []
+        n = len(course.offsets) if completed else _ri(rng, 1, max(1, len(course.offsets) // 4))
+        sessions = [t + off for off in course.offsets[:n]]
+        codes: list[str]
         if kind == "ect":
-            n = _ri(rng, 6, 12) if completed else _ri(rng, 1, 3)
-            sessions = [t + 7 * (k // 3) + (0, 2, 4)[k % 3] for k in range(n)]
             codes = [ECT_CODE] * n
         elif kind == "rtms":
-            n = _ri(rng, 20, 36) if completed else _ri(rng, 2, 8)
-            sessions = [t + 7 * (k // 5) + k % 5 for k in range(n)]
             codes = [RTMS_INITIAL] + [RTMS_SUBSEQUENT] * (n - 1)
             if n > 10 and rng.random() < 0.3:
                 codes[n // 2] = RTMS_REDETERMINATION
-        else:  # esketamine: twice weekly for four weeks, then weekly
-            n = _ri(rng, 10, 16) if completed else _ri(rng, 1, 4)
-            sessions = [
-                t + 7 * (k // 2) + 3 * (k % 2) if k < 8 else t + 7 * (k - 4) for k in range(n)
-            ]
+        else:  # esketamine: the protocol's first-session dose, then one of its options
             as_drug = rng.random() < j.esketamine_as_drug_exposure
-            low_mg, high_mg = self.cat.esketamine_mg
             plan = self.cat.plans.get("esketamine")
             codes = []
             for k, d in enumerate(sessions):
-                mg = low_mg if k == 0 or rng.random() < 0.5 else high_mg
-                codes.append(ESKETAMINE_LOW if mg <= low_mg else ESKETAMINE_HIGH)
+                options = course.doses_mg[k]
+                if not options:
+                    codes.append(ESKETAMINE_LOW)
+                    continue
+                mg = course.first_mg if k == 0 and course.first_mg else _choice(rng, options)
+                codes.append(ESKETAMINE_LOW if mg <= min(options) else ESKETAMINE_HIGH)
                 if as_drug and plan is not None and d <= p.obs_end:
                     product, units = plan.product_for(mg)
                     p.fills.append(Fill(d, "esketamine", mg, 1, product, units))
