@@ -224,6 +224,10 @@ class Catalogue:
         self.gap_days = params.episode_gap_days.value
         self.adult_age = params.min_age_at_index.value
         self.phq9_loinc = params.phq9_total_loinc.value
+        phq9 = kb.resolve_instrument("phq9")
+        if phq9 is None or phq9.total_max is None:
+            raise ValueError("the knowledge base has no scored PHQ-9 instrument")
+        self.phq9_range = (sum(i.min for i in phq9.items), int(phq9.total_max))
         self.plans: dict[str, DrugPlan] = {}
         self.by_class: dict[str, list[str]] = {}
         for drug in kb.drugs.values():
@@ -316,6 +320,9 @@ class _Course:
         self.escalate = kind == "adequate" and rng.random() < j.escalate
         self.first_adequate: int | None = None
         self.early_refill = j.early_refill
+        self.gap_lo, self.gap_hi = j.poor_adherence_gap_days
+        self.early_lo, self.early_hi = j.refill_early_days
+        self.late_lo, self.late_hi = j.refill_late_days
 
     def dose(self, i: int) -> float:
         plan = self.plan
@@ -338,13 +345,14 @@ class _Course:
         r = self.rng.random
         kind = self.kind
         if kind == "poor_adherence":  # the next fill after a gap beyond the persistence window
-            self.next_day = d + ds + self.cat.persistence + 6 + int(r() * 35)
+            gap = self.gap_lo + int(r() * (self.gap_hi - self.gap_lo + 1))
+            self.next_day = d + ds + self.cat.persistence + gap
         elif kind == "short":
             self.next_day = 1 << 40  # one fill only
         elif r() < self.early_refill:
-            self.next_day = d + ds - 1 - int(r() * 6)
+            self.next_day = d + ds - self.early_lo - int(r() * (self.early_hi - self.early_lo + 1))
         else:
-            self.next_day = d + ds + int(r() * 7)
+            self.next_day = d + ds + self.late_lo + int(r() * (self.late_hi - self.late_lo + 1))
 
     def extend_to(self, until: int) -> None:
         """Fills starting before ``until`` (and inside the observation period)."""
@@ -393,14 +401,15 @@ class Simulator:
         y0, y1 = j.first_episode_years
         ep_start = day(date(y0, 1, 1)) + _ri(rng, 0, day(date(y1, 12, 31)) - day(date(y0, 1, 1)))
         if rng.random() < mix.mdd_adolescent:
-            age = _ri(rng, 12, 17)
+            age = _ri(rng, *mix.adolescent_age)
         else:
-            age = 18 + int(rng.betavariate(2.0, 3.2) * 62)
+            age = self.cat.adult_age + int(rng.betavariate(2.0, 3.2) * 62)
         birth = self._birth(rng, ep_start, age)
-        obs_start = max(self.data_start, ep_start - _ri(rng, 30, 6 * 365), day(birth))
+        before = _ri(rng, *mix.observation_before_episode_days)
+        obs_start = max(self.data_start, ep_start - before, day(birth))
         obs_end = self.data_end
         if rng.random() < mix.observation_ends_early:
-            obs_end = min(self.data_end, ep_start + _ri(rng, 60, 1500))
+            obs_end = min(self.data_end, ep_start + _ri(rng, *mix.observation_ends_early_days))
         p = Person(pid, rng.random() < mix.mdd_female, birth, obs_start, obs_end, True)
         self._journey(rng, p, ep_start)
         u = rng.random()
@@ -523,22 +532,25 @@ class Simulator:
             if not remitted or rng.random() >= self.settings.mix.recurrence:
                 return
             episode += 1
-            start = max(last_dx + self.cat.gap_days + _ri(rng, 30, 900), last_activity + 60)
+            after = _ri(rng, *self.settings.journey.recurrence_after_gap_days)
+            start = max(last_dx + self.cat.gap_days + after, last_activity + 60)
             if episode > 2 or start > self.data_end:
                 return
 
     def _dx(self, rng: random.Random, p: Person, d: int, codes: Weighted, main: str) -> None:
         """A diagnosis: mostly the episode's own code, sometimes another of its kind."""
         if d <= p.obs_end:
-            p.dx.append((d, main if rng.random() < 0.8 else codes.draw(rng)))
+            kept = rng.random() < self.settings.journey.episode_code_kept
+            p.dx.append((d, main if kept else codes.draw(rng)))
 
     def _phq(self, rng: random.Random, p: Person, d: int, remitted: bool) -> None:
         if d > p.obs_end or rng.random() >= self.settings.journey.phq9_at_visit:
             return
+        j, (lo, hi) = self.settings.journey, self.cat.phq9_range
         if remitted:
-            value = min(6, max(0, round(rng.gauss(3, 2))))
+            value = min(j.phq9_remitted_ceiling, max(lo, round(rng.gauss(*j.phq9_remitted))))
         else:
-            value = min(27, max(5, round(rng.gauss(16, 4.5))))
+            value = min(hi, max(j.phq9_depressed_floor, round(rng.gauss(*j.phq9_depressed))))
         p.measurements.append((d, self.cat.phq9_loinc, float(value)))
 
     def _episode(
@@ -590,7 +602,7 @@ class Simulator:
                     level += 1
                 if remit:
                     return self._remission(rng, p, active, end, codes, last_dx)
-                t = end + _ri(rng, 7, 45)
+                t = end + _ri(rng, *j.next_step_after_course_days)
                 continue
             augment = step_no > 0 and base_ok and cat.augmentation and rng.random() < j.augment
             trial = cat.w_trial.draw(rng)
@@ -606,7 +618,7 @@ class Simulator:
                 classes = cat.w_first_line if step_no == 0 else cat.w_switch
                 drug = self._choose_ad(rng, classes, used)
                 for c in active:
-                    c.stop(t + _ri(rng, 0, 10))
+                    c.stop(t + _ri(rng, *j.switch_overlap_days))
                 active = []
                 modality = "antidepressant"
             plan = cat.plans[drug]
@@ -622,7 +634,7 @@ class Simulator:
                 p.steps.append(StepLog(episode, level, modality, drug, trial, t, True, remit))
                 level += 1
                 if remit:
-                    remission = adequacy + _ri(rng, 0, 30)
+                    remission = adequacy + _ri(rng, *j.remission_after_adequacy_days)
                     for c in active:
                         c.extend_to(remission)
                     return self._remission(rng, p, active, remission, codes, last_dx)
@@ -634,17 +646,17 @@ class Simulator:
                 p.steps.append(StepLog(episode, level, modality, drug, trial, t, False, False))
                 if trial == "short":
                     course.stop(t + 1)
-                    t_next = t + _ri(rng, 14, 35)
+                    t_next = t + _ri(rng, *j.short_trial_days)
                 elif trial == "low_dose":
-                    t_next = t + _ri(rng, 56, 112)
+                    t_next = t + _ri(rng, *j.low_dose_trial_days)
                 else:
-                    t_next = t + _ri(rng, 120, 200)
+                    t_next = t + _ri(rng, *j.poor_adherence_trial_days)
                 if modality == "antidepressant":
                     base_ok = False
             for c in active:
                 c.extend_to(t_next)
             mid = (t + t_next) // 2
-            if rng.random() < 0.5:
+            if rng.random() < j.diagnosis_between_steps:
                 self._dx(rng, p, mid, codes, main)
                 last_dx = max(last_dx, mid) if mid <= p.obs_end else last_dx
             t = t_next
@@ -652,7 +664,7 @@ class Simulator:
                 for c in active:
                     c.stop(t)
                 return False, last_dx, t
-        end = t + _ri(rng, 30, 180)
+        end = t + _ri(rng, *j.treatment_after_last_step_days)
         for c in active:
             c.stop(end)
         return False, last_dx, end
@@ -667,7 +679,7 @@ class Simulator:
         last_dx: int,
     ) -> tuple[bool, int, int]:
         j = self.settings.journey
-        if remission <= p.obs_end and rng.random() < 0.6:
+        if remission <= p.obs_end and rng.random() < j.diagnosis_at_remission:
             code = "F32.4" if codes is self.cat.w_first_codes else "F33.40"
             p.dx.append((remission, code))
             last_dx = remission

@@ -22,10 +22,13 @@ class PopulationMix:
     mdd: float = 0.35  # has major depressive disorder journeys
     mdd_bipolar: float = 0.04  # among MDD: a bipolar diagnosis too (exclusion)
     mdd_schizophrenia: float = 0.015  # among MDD: a schizophrenia-spectrum diagnosis (exclusion)
-    mdd_adolescent: float = 0.07  # among MDD: aged 12-17 at the first episode
+    mdd_adolescent: float = 0.07  # among MDD: adolescent at the first episode
+    adolescent_age: tuple[int, int] = (12, 17)
     mdd_female: float = 0.62
     recurrence: float = 0.30  # a second episode after remission (if observed long enough)
     observation_ends_early: float = 0.15  # observation ends during or soon after the journey
+    observation_ends_early_days: tuple[int, int] = (60, 1500)  # after the first episode starts
+    observation_before_episode_days: tuple[int, int] = (30, 6 * 365)
     # Persons without MDD (independent draws; a person may have several):
     hypertension: float = 0.22
     diabetes: float = 0.09
@@ -90,8 +93,26 @@ class JourneySettings:
     early_refill: float = 0.30  # a refill a few days before the previous supply ends
     dropout: float = 0.08  # no further treatment after a failed step
     phq9_at_visit: float = 0.55
+    phq9_depressed: tuple[float, float] = (16.0, 4.5)  # mean, sd of a PHQ-9 total before remission
+    phq9_depressed_floor: int = 5
+    phq9_remitted: tuple[float, float] = (3.0, 2.0)  # mean, sd at remission
+    phq9_remitted_ceiling: int = 6
     maintenance_days: tuple[int, int] = (180, 400)
     extra_days_after_adequacy: tuple[int, int] = (7, 60)  # failed trial runs on before next step
+    refill_early_days: tuple[int, int] = (1, 6)  # an early refill comes this many days early
+    refill_late_days: tuple[int, int] = (0, 6)  # otherwise this many days late
+    poor_adherence_gap_days: tuple[int, int] = (6, 40)  # beyond the era persistence window
+    poor_adherence_trial_days: tuple[int, int] = (120, 200)  # until the next step
+    short_trial_days: tuple[int, int] = (14, 35)  # until the next step
+    low_dose_trial_days: tuple[int, int] = (56, 112)
+    switch_overlap_days: tuple[int, int] = (0, 10)  # cross-taper of the previous drug
+    remission_after_adequacy_days: tuple[int, int] = (0, 30)
+    next_step_after_course_days: tuple[int, int] = (7, 45)
+    treatment_after_last_step_days: tuple[int, int] = (30, 180)
+    recurrence_after_gap_days: tuple[int, int] = (30, 900)  # beyond the episode gap
+    episode_code_kept: float = 0.8  # a diagnosis repeats the episode's first code
+    diagnosis_between_steps: float = 0.5
+    diagnosis_at_remission: float = 0.6
     first_episode_years: tuple[int, int] = (2015, 2023)
 
 
