@@ -30,6 +30,14 @@ import pytest
 from trdnav.population.schema import OmopTables, omop_tables
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"}
+SPARK_WARNING_FILTERS = (
+    "ignore::ResourceWarning",
+    "ignore::DeprecationWarning",
+    "ignore::FutureWarning",
+    "ignore::pytest.PytestUnraisableExceptionWarning",
+)
+"""PySpark's socket and pandas-conversion warnings (pytest turns warnings into errors); added to
+every test that runs on the ``spark`` backend."""
 _VIEWS = itertools.count()
 
 
@@ -88,8 +96,12 @@ def spark_session() -> Iterator[Any]:
         SparkSession.builder.master("local[2]")
         .appName("trdnav-tests")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.shuffle.partitions", "1")
         .config("spark.sql.session.timeZone", "UTC")
+        # tiny test data: code generation and adaptive planning cost more than they save
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -110,6 +122,13 @@ def _spark(session: Any) -> Backend:
         return out
 
     return Backend("spark", load)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "spark":
+            item.add_marker(pytest.mark.filterwarnings(*SPARK_WARNING_FILTERS))
 
 
 @pytest.fixture(params=["duckdb", "postgres", "spark"])

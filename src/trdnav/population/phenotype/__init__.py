@@ -7,7 +7,8 @@ Materialisation: the three outputs share the expensive middle (exposures, eras, 
 Ibis expressions are lazy, so without care each output would recompute it. With
 ``materialize=True`` (the default) :func:`run_phenotype` writes the intermediates once as temporary
 tables of the tables' own connection (DuckDB and PostgreSQL: ``create_table(temp=True)``; PySpark:
-a local checkpoint registered as a temporary view), so the call itself runs the heavy part and the returned tables are cheap to read.
+a local checkpoint registered as a temporary view), so the call itself runs the heavy part and
+the returned tables are cheap to read.
 With ``materialize=False`` nothing runs until a result is executed.
 """
 
@@ -29,7 +30,8 @@ from trdnav.population.concepts import (
 )
 from trdnav.population.phenotype.cohort import (
     Criterion,
-    attrition,
+    attrition_counts,
+    attrition_table,
     candidates,
     cohort_table,
     criteria,
@@ -116,10 +118,11 @@ def run_phenotype(
     ei = keep(episode_index(st))
     cand = keep(candidates(first_index(ei), tables, kb))
     phq = phq9_records(tables, kb).semi_join(cand, "person_id")
+    counts = keep(attrition_counts(tables, mdd_persons, excluded, ei, cand, kb))
     return PhenotypeResult(
         cohort=cohort_table(cand, kb),
         features=features(cand, eps, st, sessions, psychotic, phq, kb),
-        attrition=attrition(tables, mdd_persons, excluded, ei, cand, kb),
+        attrition=attrition_table(counts, kb),
         episodes=eps,
         exposures=ex,
         eras=era,

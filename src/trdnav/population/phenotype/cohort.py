@@ -146,7 +146,7 @@ def criteria(kb: Knowledge) -> list[Criterion]:
     return [Criterion(i + 1, cid, text) for i, (cid, text) in enumerate(texts)]
 
 
-def attrition(
+def attrition_counts(
     tables: OmopTables,
     mdd_persons: ir.Table,
     excluded: ir.Table,
@@ -154,7 +154,7 @@ def attrition(
     candidates: ir.Table,
     kb: Knowledge,
 ) -> ir.Table:
-    """Persons remaining after each criterion: ``step, criterion_id, criterion, persons``."""
+    """One row: ``c1`` ... ``c10``, the persons remaining after each criterion (nested)."""
     n = kb.population.parameters.min_failed_trials.value
     person = tables.person.select(person_id=tables.person.person_id.cast("int64")).distinct()
     ei = episode_index
@@ -194,7 +194,11 @@ def attrition(
     for i, step in enumerate(steps, start=2):
         cond = cond & step
         aggs[f"c{i}"] = count_true(cond)
-    counts = flags.aggregate(**aggs)
+    return flags.aggregate(**aggs)
+
+
+def attrition_table(counts: ir.Table, kb: Knowledge) -> ir.Table:
+    """:func:`attrition_counts` as rows: ``step, criterion_id, criterion, persons``."""
     rows = []
     for c in criteria(kb):
         rows.append(
