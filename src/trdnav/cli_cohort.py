@@ -196,6 +196,10 @@ def register(app: typer.Typer) -> None:
             )
             if p is not None
         ]
+        if features_path.resolve() == out.resolve():
+            problems.append(
+                Problem("--features", "same_file", f"{features_path} is also the --out file")
+            )
         if problems:
             _report_problems(tuple(problems))
             raise typer.Exit(2)

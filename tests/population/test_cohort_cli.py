@@ -356,3 +356,11 @@ def test_an_output_of_another_format_is_refused(
     args = ["--omop", str(tiny_folder), "--out", str(tmp_path / "c.parquet")]
     args += [option, str(tmp_path / value)]
     _assert_clean_failure(_cohort(*args), f"{option}: ", "expected a .parquet or .csv file name")
+
+
+def test_the_features_cannot_overwrite_the_cohort(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.parquet"
+    _assert_clean_failure(
+        _cohort("--omop", str(tiny_folder), "--out", str(out), "--features", str(out)),
+        f"--features: {out} is also the --out file",
+    )
