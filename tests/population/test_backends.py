@@ -25,6 +25,7 @@ from trdnav.errors import InputError
 from trdnav.population.backends import (
     OMOP_TABLES,
     OmopSource,
+    check_spark_master,
     load_arrow_into_postgres,
     load_parquet_folder_into_postgres,
     normalise_arrow,
@@ -385,6 +386,24 @@ def test_spark_without_a_parquet_folder_asks_for_omop_path(url: str) -> None:
     assert f"--omop {url}" in str(exc.value)
 
 
+def test_a_spark_master_that_refuses_connections_fails_at_once() -> None:
+    with pytest.raises(InputError) as exc:
+        check_spark_master("spark://127.0.0.1:1")
+    assert "cannot reach the Spark master spark://127.0.0.1:1" in str(exc.value)
+    assert "refused" in str(exc.value).lower()
+    with pytest.raises(InputError) as exc:
+        check_spark_master("spark://no-port-here")
+    assert "expected spark://host:port" in str(exc.value)
+
+
+def test_a_spark_master_that_listens_passes_the_check() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        check_spark_master(f"spark://127.0.0.1:1,127.0.0.1:{port}")  # one of the HA masters
+
+
 def test_spark_with_a_folder_without_parquet_says_so(tmp_path: Path) -> None:
     (tmp_path / "person.csv").write_text("person_id\n1\n")
     with pytest.raises(InputError) as exc:
@@ -520,5 +539,8 @@ def test_two_spark_sources_in_one_session_keep_their_own_data(tmp_path: Path, sp
     finally:
         a.close()
         b.close()
+    with pytest.raises(InputError) as exc:  # another master while local[2] runs here
+        open_omop("local[4]", omop_path=first)
+    assert "a Spark session on local[2] is already running" in str(exc.value)
     views = {t.name for t in spark.catalog.listTables()}
     assert not any(v.startswith("omop_person_") for v in views)  # close() drops its views

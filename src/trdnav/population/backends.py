@@ -368,16 +368,50 @@ def load_arrow_into_postgres(
 # --- Spark ---------------------------------------------------------------------------------------
 
 
+def check_spark_master(master: str) -> None:
+    """A ``spark://`` master that refuses connections fails now (Spark itself retries ~90 s)."""
+    import socket
+
+    hosts = master[len("spark://") :].split(",")
+    reasons: list[str] = []
+    for hostport in hosts:
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise _error(
+                "--omop", "invalid_url", f"{master}: expected spark://host:port (e.g. :7077)"
+            )
+        try:
+            with socket.create_connection((host, int(port)), timeout=5):
+                return
+        except OSError as exc:
+            reasons.append(f"{hostport}: {exc.strerror or exc}")
+    raise _error(
+        "--omop",
+        "unreachable",
+        f"cannot reach the Spark master {master} ({'; '.join(reasons)})",
+    )
+
+
 def spark_session(master: str = SPARK_LOCAL_MASTER) -> tuple[Any, bool]:
-    """A Spark session on ``master`` (the running one if there is one) and whether it is new.
+    """A Spark session on ``master`` (the running one if on that master) and whether it is new.
 
     Quiet (errors only), without web UI, in UTC; the workers run this interpreter
     (``PYSPARK_PYTHON``) unless it is set.
     """
     from pyspark.sql import SparkSession
 
+    if master.startswith("spark://"):
+        check_spark_master(master)
     active = SparkSession.getActiveSession()
     if active is not None:
+        running = active.sparkContext.master
+        if running != master:
+            raise _error(
+                "--omop",
+                "spark_running",
+                f"a Spark session on {running} is already running in this process; "
+                f"cannot also connect to {master}",
+            )
         return active, False
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
