@@ -516,7 +516,7 @@ def normalise_arrow(table: Any) -> Any:
 
 def to_arrow(expr: ir.Table, *, sort_by: str | None = None) -> Any:
     """Execute ``expr`` into a pyarrow table with :func:`normalise_arrow` types, sorted if asked."""
-    backend = expr._find_backend(use_default=True)
+    backend = ibis.get_backend(expr)
     quiet = quiet_spark_warnings() if backend.name == "pyspark" else contextlib.nullcontext()
     with quiet:
         table = normalise_arrow(expr.to_pyarrow())
