@@ -177,28 +177,31 @@ def ingredients(kb: Knowledge) -> list[Ingredient]:
     return out
 
 
-def ingredient_table(kb: Knowledge) -> ir.Table:
-    """:func:`ingredients` as an ``ibis.memtable`` with explicit types (portable everywhere)."""
+def ingredient_arrow(kb: Knowledge) -> pa.Table:
+    """:func:`ingredients` as an Arrow table with explicit types (portable to every backend)."""
     rows = ingredients(kb)
-    return ibis.memtable(
-        pa.table(
-            {
-                "ingredient": pa.array([r.ingredient for r in rows], pa.string()),
-                "ingredient_name": pa.array([r.name for r in rows], pa.string()),
-                "rxnorm": pa.array([r.rxnorm for r in rows], pa.string()),
-                "kind": pa.array([r.kind for r in rows], pa.string()),
-                "drug_class": pa.array([r.drug_class for r in rows], pa.string()),
-                "min_dose": pa.array([r.min_dose for r in rows], pa.float64()),
-            }
-        )
+    return pa.table(
+        {
+            "ingredient": pa.array([r.ingredient for r in rows], pa.string()),
+            "ingredient_name": pa.array([r.name for r in rows], pa.string()),
+            "rxnorm": pa.array([r.rxnorm for r in rows], pa.string()),
+            "kind": pa.array([r.kind for r in rows], pa.string()),
+            "drug_class": pa.array([r.drug_class for r in rows], pa.string()),
+            "min_dose": pa.array([r.min_dose for r in rows], pa.float64()),
+        }
     )
+
+
+def ingredient_table(kb: Knowledge) -> ir.Table:
+    """:func:`ingredient_arrow` as an ``ibis.memtable``."""
+    return ibis.memtable(ingredient_arrow(kb))
 
 
 def _leading_word(name: ir.StringValue) -> ir.StringValue:
     return name.lower().re_extract(r"^([a-z]+)", 1).nullif("")
 
 
-def drug_ingredients(tables: OmopTables, kb: Knowledge) -> ir.Table:
+def drug_ingredients(tables: OmopTables, kb: Knowledge, lookup: ir.Table | None = None) -> ir.Table:
     """Every drug concept of the followed ingredients, with its strength (rules 4 and 5).
 
     Columns: ``drug_concept_id, ingredient, ingredient_concept_id`` (null when found by name),
@@ -208,10 +211,11 @@ def drug_ingredients(tables: OmopTables, kb: Knowledge) -> ir.Table:
     starts with the ingredient's name as a whole word. Strength: ``drug_strength.amount_value``
     for the drug and ingredient when its unit is milligrams (UCUM ``mg``; a unit the concept
     table does not know is read as mg), else the first ``<number> MG`` after the ingredient's
-    name in the concept name.
+    name in the concept name. ``lookup``: :func:`ingredient_table` (built when not given).
     """
     concept = tables.concept
-    lookup = ingredient_table(kb)
+    if lookup is None:
+        lookup = ingredient_table(kb)
     rx = concept.filter(
         (concept.vocabulary_id == "RxNorm") & (concept.concept_class_id == "Ingredient")
     )

@@ -26,7 +26,7 @@ from trdnav.population.concepts import (
     KIND_SESSION,
     SESSION_DRUG,
     drug_ingredients,
-    ingredient_table,
+    ingredient_arrow,
 )
 from trdnav.population.phenotype.cohort import (
     Criterion,
@@ -68,6 +68,23 @@ class PhenotypeResult:
     candidates: ir.Table
 
 
+def _label() -> str:
+    return f"trdnav_tmp_{os.getpid()}_{next(_COUNTER)}"
+
+
+def _lookup(table: ir.Table, kb: Knowledge) -> ir.Table:
+    """The ingredient lookup on the tables' backend. PySpark registers an ``ibis.memtable``
+    through pandas as a Python-backed RDD, which starts Python workers on every scan; an Arrow
+    DataFrame is a local relation inside the JVM."""
+    data = ingredient_arrow(kb)
+    con = ibis.get_backend(table)
+    if getattr(con, "name", "") == "pyspark":
+        label = _label()
+        con._session.createDataFrame(data).createOrReplaceTempView(label)
+        return con.table(label)
+    return ibis.memtable(data)
+
+
 def _materializer(table: ir.Table, enabled: bool):  # type: ignore[no-untyped-def]
     if not enabled:
         return lambda expr: expr
@@ -75,7 +92,7 @@ def _materializer(table: ir.Table, enabled: bool):  # type: ignore[no-untyped-de
     name = getattr(con, "name", "")
 
     def write(expr: ir.Table) -> ir.Table:
-        label = f"trdnav_tmp_{os.getpid()}_{next(_COUNTER)}"
+        label = _label()
         if name == "pyspark":
             # cache() keeps the lineage in every later plan (plans grow until the driver runs
             # out of memory) and does not register memtables; a local checkpoint cuts it.
@@ -93,7 +110,7 @@ def run_phenotype(
 ) -> PhenotypeResult:
     """The TRD cohort, features and attrition of ``tables`` (see the module docstring)."""
     keep = _materializer(tables.person, materialize)
-    lookup = ingredient_table(kb)
+    lookup = _lookup(tables.person, kb)
 
     dx = keep(diagnosis_records(tables, kb, ("mdd", "mdd_psychotic")))
     mdd = dx.filter(dx.set_id == "mdd").select("person_id", "condition_date")
@@ -104,7 +121,7 @@ def run_phenotype(
     mdd_eligible = mdd.semi_join(eligible, "person_id")
 
     eps = keep(episodes(mdd_eligible, tables, kb))
-    drug_map = keep(drug_ingredients(tables, kb))
+    drug_map = keep(drug_ingredients(tables, kb, lookup))
     ex = keep(exposures(tables, kb, drug_map, eligible))
     sessions_lookup = lookup.filter(lookup.kind == KIND_SESSION).select("ingredient")
     ex_drugs = ex.anti_join(sessions_lookup, "ingredient")

@@ -206,7 +206,7 @@ def attrition_table(counts: ir.Table, kb: Knowledge) -> ir.Table:
                 step=ibis.literal(c.step).cast("int64"),
                 criterion_id=ibis.literal(c.criterion_id),
                 criterion=ibis.literal(c.criterion),
-                persons=counts[f"c{c.step}"].cast("int64"),
+                persons=counts[f"c{c.step}"].fill_null(0).cast("int64"),
             )
         )
     out = rows[0]
