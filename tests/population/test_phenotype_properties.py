@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.population.conftest import _duckdb
 from tests.population.fixtures import Omop, d
 from trdnav.knowledge.load import Knowledge, default_knowledge
-from trdnav.population.concepts import ingredient_table
+from trdnav.population.concepts import ingredient_keys, ingredient_table
 from trdnav.population.phenotype.conditions import episodes
 from trdnav.population.phenotype.eras import eras
 
@@ -39,7 +39,7 @@ exposure = st.tuples(
 def reference_eras(rows: list[tuple[int, int, float | None]]) -> list[dict[str, Any]]:
     persistence = P.era_persistence_days.value
     adequate_days = 7 * P.min_weeks_at_adequate_dose.value - 1
-    spans = sorted((s, s + n - 1, dose) for s, n, dose in rows)
+    spans = sorted(((s, s + n - 1, dose) for s, n, dose in rows), key=lambda t: t[:2])
     groups: list[list[tuple[int, int, float | None]]] = []
     running = None
     for span in spans:
@@ -77,7 +77,7 @@ def test_eras_match_the_reference(rows: list[tuple[int, int, float | None]]) -> 
     table = pa.table(
         {
             "person_id": pa.array([1] * len(rows), pa.int64()),
-            "ingredient": pa.array(["sertraline"] * len(rows), pa.string()),
+            "ingredient_key": pa.array([ingredient_keys(KB)["sertraline"]] * len(rows), pa.int64()),
             "drug_concept_id": pa.array(range(len(rows)), pa.int64()),
             "exposure_start": pa.array([d(s) for s, _, _ in rows], pa.date32()),
             "exposure_end": pa.array([d(s + n - 1) for s, n, _ in rows], pa.date32()),

@@ -182,6 +182,7 @@ def ingredient_arrow(kb: Knowledge) -> pa.Table:
     rows = ingredients(kb)
     return pa.table(
         {
+            "ingredient_key": pa.array(range(1, len(rows) + 1), pa.int64()),
             "ingredient": pa.array([r.ingredient for r in rows], pa.string()),
             "ingredient_name": pa.array([r.name for r in rows], pa.string()),
             "rxnorm": pa.array([r.rxnorm for r in rows], pa.string()),
@@ -190,6 +191,12 @@ def ingredient_arrow(kb: Knowledge) -> pa.Table:
             "min_dose": pa.array([r.min_dose for r in rows], pa.float64()),
         }
     )
+
+
+def ingredient_keys(kb: Knowledge) -> dict[str, int]:
+    """The integer key of each ingredient in :func:`ingredient_arrow` (the big queries sort and
+    group on it rather than on the name)."""
+    return {r.ingredient: k for k, r in enumerate(ingredients(kb), start=1)}
 
 
 def ingredient_table(kb: Knowledge) -> ir.Table:
@@ -204,7 +211,8 @@ def _leading_word(name: ir.StringValue) -> ir.StringValue:
 def drug_ingredients(tables: OmopTables, kb: Knowledge, lookup: ir.Table | None = None) -> ir.Table:
     """Every drug concept of the followed ingredients, with its strength (rules 4 and 5).
 
-    Columns: ``drug_concept_id, ingredient, ingredient_concept_id`` (null when found by name),
+    Columns: ``drug_concept_id, ingredient, ingredient_key, ingredient_concept_id`` (null when
+    found by name),
     ``strength_mg`` (null when unknown). One drug concept per ingredient, first match wins:
     a descendant (through ``concept_ancestor``) of the RxNorm Ingredient concept whose code is
     the drug file's RxNorm code, or that ingredient concept itself; else a drug concept whose name
@@ -263,11 +271,12 @@ def _with_strength(tables: OmopTables, mapped: ir.Table, lookup: ir.Table) -> ir
     rest = lowered.substr(ibis.greatest(at, 0))
     parsed = rest.re_extract(r"([0-9]+(\.[0-9]+)?) mg", 1).nullif("").cast("float64")
     m = m.select("drug_concept_id", "ingredient", "ingredient_concept_id", name_mg=parsed)
+    keys = lookup.select("ingredient", "ingredient_key")
     strength = tables.drug_strength
     if strength is None:
         return m.select(
             "drug_concept_id", "ingredient", "ingredient_concept_id", strength_mg=m.name_mg
-        )
+        ).join(keys, "ingredient")
     units = concept.filter(concept.vocabulary_id == "UCUM").select(
         unit_id=concept.concept_id, unit_code=concept.concept_code.lower()
     )
@@ -286,9 +295,10 @@ def _with_strength(tables: OmopTables, mapped: ir.Table, lookup: ir.Table) -> ir
             m.ingredient_concept_id == ds.ingredient_concept_id,
         ],
     )
-    return j.select(
+    out = j.select(
         drug_concept_id=m.drug_concept_id,
         ingredient=m.ingredient,
         ingredient_concept_id=m.ingredient_concept_id,
         strength_mg=ibis.coalesce(j.table_mg, j.name_mg),
     )
+    return out.join(keys, "ingredient")

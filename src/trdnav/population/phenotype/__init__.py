@@ -23,10 +23,10 @@ import ibis.expr.types as ir
 
 from trdnav.knowledge.load import Knowledge
 from trdnav.population.concepts import (
-    KIND_SESSION,
     SESSION_DRUG,
     drug_ingredients,
     ingredient_arrow,
+    ingredient_keys,
 )
 from trdnav.population.phenotype.cohort import (
     Criterion,
@@ -40,7 +40,7 @@ from trdnav.population.phenotype.cohort import (
 )
 from trdnav.population.phenotype.conditions import diagnosis_records, episodes, excluded_persons
 from trdnav.population.phenotype.eras import eras
-from trdnav.population.phenotype.exposures import exposures
+from trdnav.population.phenotype.exposures import exposures, readable
 from trdnav.population.phenotype.features import features, phq9_records
 from trdnav.population.phenotype.steps import procedure_records, steps
 from trdnav.population.schema import OmopTables
@@ -122,11 +122,11 @@ def run_phenotype(
 
     eps = keep(episodes(mdd_eligible, tables, kb))
     drug_map = keep(drug_ingredients(tables, kb, lookup))
-    ex = keep(exposures(tables, kb, drug_map, eligible))
-    sessions_lookup = lookup.filter(lookup.kind == KIND_SESSION).select("ingredient")
-    ex_drugs = ex.anti_join(sessions_lookup, "ingredient")
-    era = keep(eras(ex_drugs, lookup, kb))
-    drug_sessions = ex.filter(ex.ingredient == SESSION_DRUG).select(
+    # not materialised: the 10-20 M exposure rows stream into the era windows
+    ex = exposures(tables, kb, drug_map, eligible)
+    session_key = ingredient_keys(kb)[SESSION_DRUG]
+    era = keep(eras(ex.filter(ex.ingredient_key != session_key), lookup, kb))
+    drug_sessions = ex.filter(ex.ingredient_key == session_key).select(
         "person_id", step_date=ex.exposure_start, modality=ibis.literal(SESSION_DRUG)
     )
     procs = procedure_records(tables, kb).semi_join(eligible, "person_id")
@@ -141,7 +141,7 @@ def run_phenotype(
         features=features(cand, eps, st, sessions, psychotic, phq, kb),
         attrition=attrition_table(counts, kb),
         episodes=eps,
-        exposures=ex,
+        exposures=readable(ex, lookup),
         eras=era,
         steps=st,
         episode_index=ei,

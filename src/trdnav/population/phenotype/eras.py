@@ -29,9 +29,11 @@ def eras(exposures: ir.Table, lookup: ir.Table, kb: Knowledge) -> ir.Table:
     adequate_days = 7 * params.min_weeks_at_adequate_dose.value - 1
     unknown_ok = params.unknown_dose_is_adequate.value
 
-    ex = exposures.join(lookup.select("ingredient", "kind", "drug_class", "min_dose"), "ingredient")
+    ex = exposures.join(lookup.select("ingredient_key", "min_dose"), "ingredient_key")
     order = [ex.exposure_start, ex.exposure_end]
-    before = ibis.window(group_by=[ex.person_id, ex.ingredient], order_by=order, rows=(None, -1))
+    before = ibis.window(
+        group_by=[ex.person_id, ex.ingredient_key], order_by=order, rows=(None, -1)
+    )
     running_end = ex.exposure_end.max().over(before)
     new = ibis.ifelse(
         running_end.isnull() | (ex.exposure_start.delta(running_end, unit="day") > persistence),
@@ -40,15 +42,13 @@ def eras(exposures: ir.Table, lookup: ir.Table, kb: Knowledge) -> ir.Table:
     )
     flagged = ex.mutate(new_era=new)
     upto = ibis.window(
-        group_by=[flagged.person_id, flagged.ingredient],
+        group_by=[flagged.person_id, flagged.ingredient_key],
         order_by=[flagged.exposure_start, flagged.exposure_end],
         rows=(None, 0),
     )
     numbered = flagged.mutate(era_id=flagged.new_era.sum().over(upto).cast("int64"))
     at_dose = numbered.daily_dose >= numbered.min_dose
-    era = numbered.group_by("person_id", "ingredient", "era_id").aggregate(
-        kind=numbered.kind.max(),
-        drug_class=numbered.drug_class.max(),
+    era = numbered.group_by("person_id", "ingredient_key", "era_id").aggregate(
         min_dose=numbered.min_dose.max(),
         era_start=numbered.exposure_start.min(),
         era_end=numbered.exposure_end.max(),
@@ -67,6 +67,10 @@ def eras(exposures: ir.Table, lookup: ir.Table, kb: Knowledge) -> ir.Table:
     )
     target = era.adequate_dose_start + ibis.interval(days=adequate_days)
     adequacy = ibis.ifelse(era.era_end >= target, target, ibis.null("date"))
+    era = era.mutate(adequacy_date=adequacy)
+    era = era.join(
+        lookup.select("ingredient_key", "ingredient", "kind", "drug_class"), "ingredient_key"
+    )
     return era.select(
         "person_id",
         "ingredient",
@@ -77,6 +81,6 @@ def eras(exposures: ir.Table, lookup: ir.Table, kb: Knowledge) -> ir.Table:
         "era_end",
         "era_dose",
         "adequate_dose_start",
-        adequacy_date=adequacy,
-        dose_unknown="dose_unknown",
+        "adequacy_date",
+        "dose_unknown",
     )
