@@ -162,6 +162,41 @@ def _worker_floor(omop: Path) -> dict[str, Any]:
     return {"seconds": best, "groups": int(row[0]), "exposures": int(row[1] or 0)}
 
 
+def _worker_tile(source: Path, factor: int, folder: Path) -> dict[str, Any]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads={THREADS}")
+    for path in sorted(source.glob("*.parquet")):
+        name = path.stem
+        if name not in PERSON_TABLES:
+            shutil.copyfile(path, folder / path.name)
+            continue
+        columns = [
+            r[0]
+            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()  # noqa: S608
+        ]
+        shifted = sorted({"person_id", *([f"{name}_id"] if f"{name}_id" in columns else [])})
+        spans = {
+            c: con.execute(f"SELECT max({c}) FROM read_parquet('{path}')").fetchone()[0]  # noqa: S608
+            for c in shifted
+        }
+        replace = ", ".join(f"{c} + k * {spans[c]} AS {c}" for c in shifted)
+        con.execute(
+            f"COPY (SELECT * REPLACE ({replace}) FROM range({factor}) t(k), "  # noqa: S608
+            f"read_parquet('{path}')) TO '{folder / path.name}' (FORMAT parquet)"
+        )
+    return {"tables": len(list(folder.glob("*.parquet")))}
+
+
+def _worker_agreement(omop: Path, cohort: Path, pandas_cohort: Path | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"agreement": agreement(cohort, omop)}
+    if pandas_cohort is not None:
+        out["pandas_agreement"] = agreement(pandas_cohort, omop)
+        out["comparison"] = compare_cohorts(cohort, pandas_cohort)
+    return out
+
+
 def worker_main(argv: list[str]) -> int:
     kind, omop = argv[0], Path(argv[1])
     if kind == "generate":
@@ -170,6 +205,10 @@ def worker_main(argv: list[str]) -> int:
         result = _worker_phenotype(omop, Path(argv[2]))
     elif kind == "floor":
         result = _worker_floor(omop)
+    elif kind == "tile":
+        result = _worker_tile(omop, int(argv[2]), Path(argv[3]))
+    elif kind == "agreement":
+        result = _worker_agreement(omop, Path(argv[2]), Path(argv[3]) if len(argv) > 3 else None)
     else:
         raise SystemExit(f"unknown worker {kind!r}")
     print(RESULT_PREFIX + json.dumps(result), flush=True)
@@ -237,9 +276,9 @@ def run_child(
 
 
 def generator_key() -> str:
-    """Digest of the generator's code and the knowledge base: a change to either rebuilds."""
-    from trdnav.knowledge.load import default_knowledge
-
+    """Digest of the generator's code and the knowledge base (its files, MANIFEST.yaml with the
+    kb_version among them): a change to either rebuilds. Nothing is imported: the driver stays
+    small, because a child's peak RSS starts from its parent's size at fork."""
     h = hashlib.sha256()
     for source in GENERATOR_SOURCES:
         for path in sorted((ROOT / source).rglob("*.py")):
@@ -247,7 +286,6 @@ def generator_key() -> str:
             h.update(path.read_bytes())
     for path in sorted((ROOT / "src/trdnav/knowledge/data").rglob("*.yaml")):
         h.update(path.read_bytes())
-    h.update(default_knowledge().kb_version.encode())
     return h.hexdigest()[:16]
 
 
@@ -292,7 +330,6 @@ def tiled_dataset(
     persons are new draws or copies with other ids (each person is processed on their own), so the
     10M set is the 1M set ten times: the same rows, exposures per person and cohort share.
     """
-    import duckdb
 
     src_manifest = json.loads((source / "bench-manifest.json").read_text())
     persons = src_manifest["persons"] * factor
@@ -307,32 +344,14 @@ def tiled_dataset(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     print(f"tiling {source} {factor}× into {folder} …", flush=True)
-    t0 = time.perf_counter()
-    con = duckdb.connect()
-    con.execute(f"SET threads={THREADS}")
-    for path in sorted(source.glob("*.parquet")):
-        name = path.stem
-        if name not in PERSON_TABLES:
-            shutil.copyfile(path, folder / path.name)
-            continue
-        columns = [
-            r[0]
-            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()  # noqa: S608
-        ]
-        shifted = ["person_id", *([f"{name}_id"] if f"{name}_id" in columns else [])]
-        spans = {
-            c: con.execute(f"SELECT max({c}) FROM read_parquet('{path}')").fetchone()[0]  # noqa: S608
-            for c in shifted
-        }
-        replace = ", ".join(f"{c} + k * {spans[c]} AS {c}" for c in shifted)
-        con.execute(
-            f"COPY (SELECT * REPLACE ({replace}) FROM range({factor}) t(k), "  # noqa: S608
-            f"read_parquet('{path}')) TO '{folder / path.name}' (FORMAT parquet)"
-        )
+    run = run_child(
+        [str(Path(__file__)), "--worker", "tile", str(source), str(factor), str(folder)],
+        timeout=3600,
+    )
     manifest = {
         **wanted,
-        "generate_seconds": time.perf_counter() - t0,
-        "generate_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "generate_seconds": run.wall_seconds,
+        "generate_peak_mb": run.peak_mb,
         "bytes": folder_bytes(folder),
         "tables": {p.stem: p.stat().st_size for p in sorted(folder.glob("*.parquet"))},
     }
@@ -431,7 +450,6 @@ def measure(persons: int, key: str, args: argparse.Namespace, with_pandas: bool)
         "floor_groups": floor.figures["groups"],
         "exposures": floor.figures["exposures"],
         "ratio_to_floor": pheno.figures["seconds"] / floor.figures["seconds"],
-        "agreement": agreement(out / "trd_cohort.parquet", folder),
     }
     if with_pandas:
         pandas_out = out / "cohort_pandas.parquet"
@@ -444,9 +462,16 @@ def measure(persons: int, key: str, args: argparse.Namespace, with_pandas: bool)
             "wall_seconds": pandas.wall_seconds,
             "peak_mb": pandas.peak_mb,
             "cohort": pandas.figures["cohort"],
-            "comparison": compare_cohorts(out / "trd_cohort.parquet", pandas_out),
-            "agreement": agreement(pandas_out, folder),
         }
+    scores = run_child(
+        [me, "--worker", "agreement", str(folder), str(out / "trd_cohort.parquet")]
+        + ([str(out / "cohort_pandas.parquet")] if with_pandas else []),
+        timeout=3600,
+    ).figures
+    result["agreement"] = scores["agreement"]
+    if with_pandas:
+        result["pandas"]["agreement"] = scores["pandas_agreement"]
+        result["pandas"]["comparison"] = scores["comparison"]
     return result
 
 
