@@ -13,7 +13,6 @@ import dataclasses
 from typing import Any
 
 import pyarrow as pa
-import pytest
 
 from tests.population.conftest import Backend
 from tests.population.fixtures import SCENARIOS, Omop, d
@@ -73,7 +72,7 @@ def test_without_drug_strength(duckdb_backend: Backend, kb: Knowledge) -> None:
 
 
 def test_lazy_and_materialised_runs_agree(duckdb_backend: Backend, kb: Knowledge) -> None:
-    omop = build()
+    omop = build(("base", "bipolar_snomed_descendant", "dose_from_concept_name"))
     eager = run_phenotype(duckdb_backend.omop(omop.tables()), kb)
     lazy = run_phenotype(duckdb_backend.omop(omop.tables()), kb, materialize=False)
     for name in ("cohort", "features", "attrition"):
@@ -173,27 +172,27 @@ def with_parameter(kb: Knowledge, name: str, value: int) -> Knowledge:
     return dataclasses.replace(kb, population=population)
 
 
-@pytest.mark.parametrize(
-    ("parameter", "value", "scenario", "index"),
-    [
-        ("episode_gap_days", 366, "episode_gap_366_two_episodes", 460),
-        ("era_persistence_days", 31, "era_gap_31_splits", 160),
-        ("min_weeks_at_adequate_dose", 7, "adequate_42_days", None),
-        ("min_age_at_index", 17, "age_17_at_index", 120),
-    ],
-)
-def test_rules_follow_the_parameters(
-    duckdb_backend: Backend,
-    kb: Knowledge,
-    parameter: str,
-    value: int,
-    scenario: str,
-    index: int | None,
-) -> None:
-    changed = with_parameter(kb, parameter, value)
-    tables = duckdb_backend.omop(build((scenario,)).tables())
-    got = index_dates(run_phenotype(tables, changed))
-    assert got == ({1: d(index)} if index is not None else {})
+def test_rules_follow_the_parameters(duckdb_backend: Backend, kb: Knowledge) -> None:
+    """Four parameters changed at once; each person flips on exactly one of them (with the KB's
+    values: no index, no index, index d120, not adult), so ignoring any one fails the test."""
+    changed = kb
+    for parameter, value in (
+        ("episode_gap_days", 366),  # person 1: one episode again
+        ("era_persistence_days", 31),  # person 2: the two exposures join
+        ("min_weeks_at_adequate_dose", 7),  # person 3: 42 days no longer adequate
+        ("min_age_at_index", 17),  # person 4: 17 is old enough
+    ):
+        changed = with_parameter(changed, parameter, value)
+    names = (
+        "episode_gap_366_two_episodes",
+        "era_gap_31_splits",
+        "adequate_42_days",
+        "age_17_at_index",
+    )
+    before = index_dates(run_phenotype(duckdb_backend.omop(build(names).tables()), kb))
+    assert before == {3: d(120)}
+    after = index_dates(run_phenotype(duckdb_backend.omop(build(names).tables()), changed))
+    assert after == {1: d(460), 2: d(160), 4: d(120)}
 
 
 def test_empty_tables_give_an_empty_cohort(duckdb_backend: Backend, kb: Knowledge) -> None:
