@@ -8,7 +8,7 @@ import ibis
 import ibis.expr.types as ir
 
 from trdnav.knowledge.load import Knowledge
-from trdnav.population.phenotype.util import count_true
+from trdnav.population.phenotype.util import count_true, observation_end_holding
 from trdnav.population.schema import OmopTables
 
 
@@ -72,23 +72,7 @@ def candidates(first: ir.Table, tables: OmopTables, kb: Knowledge) -> ir.Table:
     observation period), ``age``, ``in_cohort``.
     """
     min_age = kb.population.parameters.min_age_at_index.value
-    op = tables.observation_period
-    op = op.select(
-        person_id=op.person_id.cast("int64"),
-        op_start=op.observation_period_start_date.cast("date"),
-        op_end=op.observation_period_end_date.cast("date"),
-    )
-    j = first.left_join(
-        op,
-        [
-            first.person_id == op.person_id,
-            op.op_start <= first.index_date,
-            op.op_end >= first.index_date,
-        ],
-    )
-    held = j.group_by(
-        person_id=j.person_id, episode_id=j.episode_id, index_date=j.index_date
-    ).aggregate(op_end=j.op_end.max())
+    held = observation_end_holding(first, "index_date", ["person_id", "episode_id"], tables)
     person = tables.person
     cols = [c for c in ("month_of_birth", "day_of_birth") if c in person.columns]
     person = person.select(

@@ -7,6 +7,7 @@ import ibis.expr.types as ir
 
 from trdnav.knowledge.load import Knowledge
 from trdnav.population.concepts import concept_set_members, source_value_match
+from trdnav.population.phenotype.util import observation_end_holding
 from trdnav.population.schema import OmopTables
 
 DIAGNOSIS_SETS = ("mdd", "mdd_psychotic")
@@ -69,26 +70,9 @@ def episodes(mdd: ir.Table, tables: OmopTables, kb: Knowledge) -> ir.Table:
     ep = numbered.group_by("person_id", "episode_id").aggregate(
         episode_start=numbered.condition_date.min(), last_diagnosis=numbered.condition_date.max()
     )
-    op = tables.observation_period
-    op = op.select(
-        person_id=op.person_id.cast("int64"),
-        op_start=op.observation_period_start_date.cast("date"),
-        op_end=op.observation_period_end_date.cast("date"),
+    cut = observation_end_holding(
+        ep, "last_diagnosis", ["person_id", "episode_id", "episode_start"], tables
     )
-    j = ep.left_join(
-        op,
-        [
-            ep.person_id == op.person_id,
-            op.op_start <= ep.last_diagnosis,
-            op.op_end >= ep.last_diagnosis,
-        ],
-    )
-    cut = j.group_by(
-        person_id=j.person_id,
-        episode_id=j.episode_id,
-        episode_start=j.episode_start,
-        last_diagnosis=j.last_diagnosis,
-    ).aggregate(op_end=j.op_end.max())
     full = cut.last_diagnosis + ibis.interval(days=gap)
     end = ibis.ifelse(cut.op_end.notnull() & (cut.op_end < full), cut.op_end, full)
     return cut.select(
