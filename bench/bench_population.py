@@ -293,18 +293,28 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("*.parquet"))
 
 
+def reuse_or_clear(folder: Path, wanted: dict[str, Any], rebuild: bool) -> dict[str, Any] | None:
+    """The manifest of the cached set in ``folder`` when it matches ``wanted`` (and not
+    ``rebuild``); otherwise None, with ``folder`` emptied for a new build."""
+    manifest_path = folder / "bench-manifest.json"
+    if manifest_path.exists() and not rebuild:
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        if {k: manifest.get(k) for k in wanted} == wanted:
+            return manifest
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return None
+
+
 def dataset(persons: int, key: str, rebuild: bool) -> tuple[Path, dict[str, Any]]:
     """The cached synthetic set of ``persons`` (built when missing, stale or ``rebuild``)."""
     folder = CACHE / f"omop-{persons}-seed{SEED}"
     manifest_path = folder / "bench-manifest.json"
     wanted = {"persons": persons, "seed": SEED, "key": key}
-    if manifest_path.exists() and not rebuild:
-        manifest = json.loads(manifest_path.read_text())
-        if {k: manifest.get(k) for k in wanted} == wanted:
-            return folder, manifest
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    cached = reuse_or_clear(folder, wanted, rebuild)
+    if cached is not None:
+        return folder, cached
     print(f"generating {persons:,} persons into {folder} …", flush=True)
     run = run_child(
         [str(Path(__file__)), "--worker", "generate", str(folder), str(persons)],
@@ -336,13 +346,9 @@ def tiled_dataset(
     folder = CACHE / f"omop-{persons}-seed{SEED}-tiled"
     manifest_path = folder / "bench-manifest.json"
     wanted = {"persons": persons, "seed": SEED, "key": key, "tiled_from": src_manifest["persons"]}
-    if manifest_path.exists() and not rebuild:
-        manifest = json.loads(manifest_path.read_text())
-        if {k: manifest.get(k) for k in wanted} == wanted:
-            return folder, manifest
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    cached = reuse_or_clear(folder, wanted, rebuild)
+    if cached is not None:
+        return folder, cached
     print(f"tiling {source} {factor}× into {folder} …", flush=True)
     run = run_child(
         [str(Path(__file__)), "--worker", "tile", str(source), str(factor), str(folder)],

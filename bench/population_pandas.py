@@ -31,18 +31,9 @@ import pandas as pd
 from trdnav.knowledge.load import Knowledge, default_knowledge
 from trdnav.knowledge.population import ConceptSet
 from trdnav.knowledge.schema import Role
+from trdnav.population.schema import OMOP_TABLES
 
-TABLES = (
-    "person",
-    "observation_period",
-    "condition_occurrence",
-    "drug_exposure",
-    "procedure_occurrence",
-    "measurement",
-    "concept",
-    "concept_ancestor",
-    "drug_strength",
-)
+TABLES = OMOP_TABLES
 STRENGTH = r"([0-9]+(?:\.[0-9]+)?) mg"
 DAY = pd.Timedelta(days=1)
 

@@ -17,23 +17,12 @@ from typer.testing import CliRunner
 from trdnav.cli import app
 from trdnav.errors import InputError
 from trdnav.knowledge.load import Knowledge
-from trdnav.population.schema import REQUIRED, check_tables
+from trdnav.population.schema import OMOP_TABLES, REQUIRED, check_tables
 from trdnav.population.synth import DEFAULT_SETTINGS, generate_omop
 from trdnav.population.synth.writer import ALL_FILES, SCHEMAS
 
 PERSONS = 3000
-TABLES = (
-    "person",
-    "observation_period",
-    "condition_occurrence",
-    "drug_exposure",
-    "procedure_occurrence",
-    "measurement",
-    "concept",
-    "concept_ancestor",
-    "drug_strength",
-    "ground_truth",
-)
+TABLES = (*OMOP_TABLES, "ground_truth")
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,9 @@ OPTIONAL: Mapping[str, Mapping[str, Family]] = {
 }
 """Tables used when present (descendants, ingredient roll-up, strengths); checked when present."""
 
+OMOP_TABLES: tuple[str, ...] = (*REQUIRED, *OPTIONAL)
+"""Every OMOP table the phenotype reads, required first."""
+
 _ARTICLE: Mapping[Family, str] = {"integer": "an", "numeric": "a", "date": "a", "string": "a"}
 
 _FAMILY_TEST: Mapping[Family, Callable[[dt.DataType], bool]] = {
