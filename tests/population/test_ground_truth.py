@@ -5,12 +5,14 @@ over the Parquet folder exactly as ``trdnav cohort`` opens it, and the cohort is
 ``ground_truth.parquet`` with :func:`trdnav.population.evaluate.evaluate_cohort`.
 
 The floors below are the measured values less a margin of about 0.05
-(docs/benchmarks-population.md). Measured on 20,000 persons, seed 7 (generator version 1,
-knowledge base 2026.11.0, 2026-12-01 11:50): sensitivity 0.989 (2,365 of 2,391), PPV 1.000 (no
-false positive; 0.9997 on 100,000), index date exact for 0.964 and within ±30 days for 0.966 of
-the true positives. The truth applies the same rules to the *true* events, so the disagreement is
-what the recording noise (missing days of supply or quantity, duplicate rows, source-value-only
-codes) costs; a drop below a floor means the phenotype or the generator changed behaviour. The
+(docs/benchmarks.md). Measured on 20,000 persons, seed 7 (generator version 2, knowledge base
+2026.11.0): sensitivity 0.991 (2,340 of 2,362), PPV 0.951 (121 false positives), index date exact
+and within ±30 days for 0.880 of the true positives (187 earlier, 94 later than the truth). The
+truth applies the same rules to the *true* events, so what the phenotype misses is what the
+recording noise (duplicate rows, missing days of supply, source-value-only codes, early refills)
+costs it, and its false positives are the trials whose fills were collected but never taken
+(``filled_not_taken``: the rows look adequate, the truth holds no trial; that also moves index
+dates earlier). A drop below a floor means the phenotype or the generator changed behaviour. The
 generator's determinism (same seed, same data; another seed, other data) is tested in
 test_synth_generate.py.
 """
@@ -31,10 +33,10 @@ from trdnav.population.synth import generate_omop
 
 PERSONS = 20_000
 SEED = 7
-SENSITIVITY_FLOOR = 0.93  # measured 0.989
-PPV_FLOOR = 0.95  # measured 1.000
-INDEX_WITHIN_30_DAYS_FLOOR = 0.91  # measured 0.966
-INDEX_EXACT_FLOOR = 0.91  # measured 0.964
+SENSITIVITY_FLOOR = 0.94  # measured 0.991
+PPV_FLOOR = 0.90  # measured 0.951
+INDEX_WITHIN_30_DAYS_FLOOR = 0.83  # measured 0.880
+INDEX_EXACT_FLOOR = 0.83  # measured 0.880
 
 
 @pytest.fixture(scope="module")

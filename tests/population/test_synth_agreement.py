@@ -28,6 +28,7 @@ NO_NOISE = NoiseRates(
     condition_no_source_concept=0,
     icd_without_dot=0,
     mdd_person_noise_codes=0,
+    filled_not_taken=0,
 )
 
 

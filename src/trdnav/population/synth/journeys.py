@@ -11,7 +11,9 @@ antidepressant, or — after at least two failed adequate trials, for some — a
 esketamine. A drug trial is *adequate* (titrated to the minimum dose of the drug file, continued
 for the knowledge base's weeks at an adequate dose), *short* (stopped within a month), *low-dose*
 (below the minimum throughout) or *poorly adhered* (fills separated by gaps longer than the era
-persistence window). An adequate step at STAR*D level k remits with the knowledge base's level-k
+persistence window); a small share of would-be adequate trials is *filled but not taken* (fills on
+time at an adequate dose, nothing taken: the rows look adequate, the truth holds no trial). An
+adequate step at STAR*D level k remits with the knowledge base's level-k
 remission rate; inadequate steps do not advance the level. A remission is followed by maintenance
 and, for some, a recurrent episode more than a year after the last diagnosis.
 """
@@ -108,6 +110,7 @@ class Fill(NamedTuple):
     days_supply: int
     product: ClinicalDrug
     tablets: int  # per day (devices per session for esketamine)
+    taken: bool = True  # False: collected at the pharmacy but not taken (filled_not_taken)
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,8 @@ class _Course:
         cat: Catalogue,
     ) -> None:
         j = cat.settings.journey
+        self.taken = kind != "not_taken"
+        kind = "adequate" if kind == "not_taken" else kind  # its fills look like an adequate trial
         self.person, self.plan, self.kind, self.rng, self.cat = person, plan, kind, rng, cat
         self.next_day = start
         self.n = 0
@@ -338,7 +343,7 @@ class _Course:
         plan = self.plan
         product, units = plan.product_for(dose)
         ds = self.days_supply
-        self.person.fills.append(Fill(d, plan.drug, dose, ds, product, units))
+        self.person.fills.append(Fill(d, plan.drug, dose, ds, product, units, self.taken))
         if self.first_adequate is None and dose >= plan.adequate_mg:
             self.first_adequate = d
         self.n += 1
@@ -624,6 +629,8 @@ class Simulator:
             plan = cat.plans[drug]
             if trial == "low_dose" and plan.low_mg is None:
                 trial = "adequate"
+            if trial == "adequate" and rng.random() < self.settings.noise.filled_not_taken:
+                trial = "not_taken"
             course = _Course(p, plan, t, trial, rng, cat)
             active.append(course)
             adequate = trial == "adequate"
@@ -647,12 +654,15 @@ class Simulator:
                 if trial == "short":
                     course.stop(t + 1)
                     t_next = t + _ri(rng, *j.short_trial_days)
+                elif trial == "not_taken":  # the clinician sees an adequate trial fail
+                    adequacy = course.adequate_start() + cat.adequate_days - 1
+                    t_next = adequacy + _ri(rng, *j.extra_days_after_adequacy)
                 elif trial == "low_dose":
                     t_next = t + _ri(rng, *j.low_dose_trial_days)
                 else:
                     t_next = t + _ri(rng, *j.poor_adherence_trial_days)
                 if modality == "antidepressant":
-                    base_ok = False
+                    base_ok = trial == "not_taken"  # believed adequate: augmentation possible
             for c in active:
                 c.extend_to(t_next)
             mid = (t + t_next) // 2

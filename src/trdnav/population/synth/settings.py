@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: filled_not_taken trials
 """Changes whenever the same seed would give different data."""
 
 
@@ -128,6 +128,10 @@ class NoiseRates:
     condition_no_source_concept: float = 0.05  # standard concept, source concept 0
     icd_without_dot: float = 0.10  # "F331" instead of "F33.1"
     mdd_person_noise_codes: float = 0.10  # an MDD person also has an F32.A row
+    # Unobservable non-adherence: an adequate-looking trial whose fills were collected on time but
+    # not taken. The recorded rows look adequate; the truth has no trial (a drug never taken is no
+    # treatment step), so it is the generator's source of false positives.
+    filled_not_taken: float = 0.04
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,8 @@ class TruthRules:
         fills: dict[str, list[Fill]] = {}
         session_days: dict[str, list[int]] = {"ect": [], "rtms": [], "esketamine": []}
         for f in p.fills:
+            if not f.taken:  # collected, never taken: no trial and no treatment step
+                continue
             if f.drug == "esketamine":
                 session_days["esketamine"].append(f.day)
             elif f.drug in self.minimum:
