@@ -86,7 +86,7 @@ def _postgres() -> Backend:
     return backend
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def spark_session() -> Iterator[Any]:
     if os.environ.get("TRDNAV_SKIP_SPARK") == "1":
         pytest.skip("TRDNAV_SKIP_SPARK=1: Spark tests skipped on request")
