@@ -307,10 +307,22 @@ def reuse_or_clear(folder: Path, wanted: dict[str, Any], rebuild: bool) -> dict[
     return None
 
 
+def write_manifest(folder: Path, wanted: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Write the cached set's ``bench-manifest.json``: ``wanted`` plus how its build went."""
+    manifest = {
+        **wanted,
+        "generate_seconds": run.wall_seconds,
+        "generate_peak_mb": run.peak_mb,
+        "bytes": folder_bytes(folder),
+        "tables": {p.stem: p.stat().st_size for p in sorted(folder.glob("*.parquet"))},
+    }
+    (folder / "bench-manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
 def dataset(persons: int, key: str, rebuild: bool) -> tuple[Path, dict[str, Any]]:
     """The cached synthetic set of ``persons`` (built when missing, stale or ``rebuild``)."""
     folder = CACHE / f"omop-{persons}-seed{SEED}"
-    manifest_path = folder / "bench-manifest.json"
     wanted = {"persons": persons, "seed": SEED, "key": key}
     cached = reuse_or_clear(folder, wanted, rebuild)
     if cached is not None:
@@ -320,15 +332,7 @@ def dataset(persons: int, key: str, rebuild: bool) -> tuple[Path, dict[str, Any]
         [str(Path(__file__)), "--worker", "generate", str(folder), str(persons)],
         timeout=4 * 3600,
     )
-    manifest = {
-        **wanted,
-        "generate_seconds": run.wall_seconds,
-        "generate_peak_mb": run.peak_mb,
-        "bytes": folder_bytes(folder),
-        "tables": {p.stem: p.stat().st_size for p in sorted(folder.glob("*.parquet"))},
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    return folder, manifest
+    return folder, write_manifest(folder, wanted, run)
 
 
 def tiled_dataset(
@@ -344,7 +348,6 @@ def tiled_dataset(
     src_manifest = json.loads((source / "bench-manifest.json").read_text())
     persons = src_manifest["persons"] * factor
     folder = CACHE / f"omop-{persons}-seed{SEED}-tiled"
-    manifest_path = folder / "bench-manifest.json"
     wanted = {"persons": persons, "seed": SEED, "key": key, "tiled_from": src_manifest["persons"]}
     cached = reuse_or_clear(folder, wanted, rebuild)
     if cached is not None:
@@ -354,15 +357,7 @@ def tiled_dataset(
         [str(Path(__file__)), "--worker", "tile", str(source), str(factor), str(folder)],
         timeout=3600,
     )
-    manifest = {
-        **wanted,
-        "generate_seconds": run.wall_seconds,
-        "generate_peak_mb": run.peak_mb,
-        "bytes": folder_bytes(folder),
-        "tables": {p.stem: p.stat().st_size for p in sorted(folder.glob("*.parquet"))},
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    return folder, manifest
+    return folder, write_manifest(folder, wanted, run)
 
 
 def compare_cohorts(ours: Path, theirs: Path) -> dict[str, Any]:
