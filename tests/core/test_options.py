@@ -190,19 +190,21 @@ def test_a_failed_drug_is_left_out_of_the_candidates():
     assert any("leaves out sertraline" in x for x in r.reasons)
 
 
-def test_an_option_whose_only_drug_failed_is_contraindicated():
+def test_an_option_whose_only_drug_failed_is_already_tried_not_contraindicated():
     out = plan(recent().trial("bupropion", 300))
     for oid in ("switch_bupropion", "augment_bupropion"):
-        assert out[oid].status == "contraindicated" and out[oid].drugs == ()
-        assert "already failed an adequate trial" in out[oid].reasons[-1]
+        assert out[oid].status == "already_tried" and out[oid].drugs == ()
+        tried = [r for r in out[oid].reasons if r.startswith("already tried: ")]
+        assert tried and "bupropion" in tried[0] and "no response" in tried[0]
+        assert not any(r.startswith("safety (contraindicated)") for r in out[oid].reasons)
 
 
 def test_the_current_drug_is_not_a_switch_candidate():
     b = recent().trial("vortioxetine", 10, weeks=3, outcome="unknown")
     b.data["treatments"][-1]["stop"] = None
     r = plan(b)["switch_vortioxetine"]
-    assert r.status == "contraindicated"
-    assert r.reasons[-1] == "vortioxetine is the current antidepressant"
+    assert r.status == "not_indicated_now"
+    assert "vortioxetine is the current antidepressant" in r.reasons
 
 
 def test_two_failures_in_one_class_demote_a_switch_within_it():
@@ -304,24 +306,27 @@ def test_pgx_testing_is_raised_by_repeated_failure_and_lowered_by_results_on_rec
     assert lowered.rank > raised.rank
 
 
-def test_bipolar_depression_puts_antidepressant_options_at_caution():
+def test_bipolar_depression_takes_antidepressant_options_off_the_plan_for_now():
     out = plan(recent().episode(diagnosis="bipolar_ii_depression").trial("sertraline", 150))
-    for oid in ("switch_snri", "switch_bupropion", "augment_mirtazapine"):
-        assert out[oid].status == "caution" and "bipolar" in out[oid].reasons[-1]
-    assert out["augment_lithium"].status == "consider"  # partial response needed, not capped
+    for oid in ("switch_snri", "switch_bupropion", "augment_mirtazapine", "esketamine"):
+        assert out[oid].status == "not_indicated_now"
+        assert any("bipolar" in r for r in out[oid].reasons)
     assert out["switch_snri"].reasons[0] == "1 failed adequate trial(s) on record"
     partial = plan(
         recent().episode(diagnosis="bipolar_i_depression").trial("sertraline", 100, weeks=2)
     )
-    assert partial["optimize_dose"].status == "caution"
+    assert partial["optimize_dose"].status == "not_indicated_now"
     unipolar = plan(recent().trial("sertraline", 150))
     assert unipolar["switch_snri"].status == "recommended"
+    assert not any(o.startswith("bipolar_") for o in unipolar)
 
 
-def test_a_treatment_already_tried_without_response_is_demoted():
+def test_a_treatment_already_tried_without_response_is_marked_already_tried():
     b = recent().trial("sertraline", 150).trial("venlafaxine", 225).ect()
     r = plan(b)["ect"]
-    assert r.status == "consider" and "already tried" in r.reasons[-1]
+    assert r.status == "already_tried"
+    assert "already tried in this episode: ect " in r.reasons[-1]
+    assert "no response" in r.reasons[-1]
 
 
 # --- rule 9: safety findings -------------------------------------------------------------------
@@ -388,6 +393,9 @@ def test_a_finding_never_improves_an_option(b: HistoryBuilder, oid: str, severit
         r.id: r.status
         for r in plan_options(h, a, KB, findings={oid: [Finding("T", severity, "m")]})
     }
+    if oid not in before:  # a bipolar-depression option, left out of a unipolar plan
+        assert KB.options.options[oid].applies_to == "bipolar" and oid not in after
+        return
     assert STATUS_ORDER[after[oid]] >= STATUS_ORDER[before[oid]]
     if severity == "contraindicated":
         assert after[oid] == "contraindicated"

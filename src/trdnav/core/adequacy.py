@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from trdnav.core.history import FAILED_OUTCOMES, Medication, Outcome
 from trdnav.core.reasons import Explanation, ReasonCode
-from trdnav.knowledge.load import Knowledge
+from trdnav.knowledge.load import Knowledge, normalize_drug_name
 from trdnav.knowledge.schema import Drug, Role
 
 
@@ -47,6 +47,7 @@ class TrialVerdict(BaseModel):
     index: int
     drug: str
     drug_input: str
+    misspelling: bool = False  # drug_input is a known misspelling of the drug's name
     drug_class: str
     role: str  # "antidepressant" | "augmentation" | "combination"
     start: date
@@ -218,6 +219,21 @@ def assess_trial(
                 citations=(),
             )
         )
+    if trial.outcome == Outcome.RESPONSE_LOST or (
+        trial.response_lost_on is not None and trial.outcome in (Outcome.UNKNOWN,)
+    ):
+        info.append(
+            Explanation(
+                code=ReasonCode.RESPONSE_LOST,
+                message="a response was reached and later lost on the same drug "
+                "(tachyphylaxis): not counted as a failed trial, since the drug did bring a "
+                "response; flagged as tachyphylaxis",
+                citations=(
+                    *kb.adequacy.counting_rules.source,
+                    *kb.plan.pathway.states["response_lost"].source,
+                ),
+            )
+        )
     if trial.outcome in (Outcome.RESPONSE, Outcome.REMISSION):
         info.append(
             Explanation(
@@ -255,6 +271,8 @@ def assess_trial(
         index=index,
         drug=drug.id,
         drug_input=trial.drug,
+        misspelling=normalize_drug_name(trial.drug)
+        in {normalize_drug_name(m) for m in drug.misspellings},
         drug_class=drug.drug_class,
         role=role,
         start=trial.start,

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 from trdnav import __version__
 from trdnav.core.adequacy import AdequacyRules, TrialVerdict, assess_trial
 from trdnav.core.alerts import Alert, crisis_resources, order_alerts, suicide_alerts
+from trdnav.core.checks import resolve_condition_statuses
+from trdnav.core.current_state import CurrentState, current_state
 from trdnav.core.history import History, Medication, TreatmentBase
 from trdnav.core.measures import ScoredMeasurement, score_measurements
 from trdnav.core.options import OptionResult, plan_options
@@ -63,12 +65,14 @@ class Assessment(BaseModel):
     alerts: tuple[Alert, ...] = ()  # first, on purpose: the safety net is never below the fold
     crisis_resources: tuple[CrisisResource, ...] = ()
     patient_id: str
+    input_notes: tuple[str, ...] = ()  # how the input was read (e.g. a resolved condition)
     assessed_on: date
     trd: TrdDetermination
     trials: tuple[TrialVerdict, ...]
     other_treatments: tuple[OtherTreatment, ...]
     staging: dict[str, StageResult]
     measurements: dict[str, Trajectory] = {}
+    plan_context: CurrentState | None = None  # where the patient is now: shown first in the plan
     options: tuple[OptionResult, ...] = ()  # the ranked plan, rank 1 first
     safety: tuple[Finding, ...] = ()  # findings about the current regimen
     workup: tuple[WorkupItem, ...] = ()
@@ -187,6 +191,7 @@ def assess(
     if as_of is None:
         raise ValueError("assess() needs history.assessed_on or today")
     rules = rules or AdequacyRules.from_knowledge(kb)
+    history, input_notes = resolve_condition_statuses(history, kb)
     scored = score_measurements(history, kb)
     history, derived = _with_measured_trials(history, scored, kb, as_of)
     verdicts: list[TrialVerdict] = []
@@ -222,7 +227,8 @@ def assess(
     pgx = pgx_recommendations(history, kb)
     measured = trajectories(history, scored, kb)
     schedule = measurement_schedule(history, scored, kb, as_of)
-    keys: set[str] = set(trd.citations)
+    now = current_state(history, verdicts, scored, kb, as_of)
+    keys: set[str] = set(trd.citations) | set(now.citations)
     for a in alerts:
         keys.update(a.citations)
     for d in schedule:
@@ -245,12 +251,14 @@ def assess(
         alerts=tuple(alerts),
         crisis_resources=resources,
         patient_id=history.patient.id,
+        input_notes=tuple(input_notes),
         assessed_on=as_of,
         trd=trd,
         trials=tuple(verdicts),
         other_treatments=tuple(others),
         staging=staging,
         measurements=measured,
+        plan_context=now,
         workup=tuple(checklist),
         pgx=tuple(pgx),
         schedule=tuple(schedule),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from trdnav.core.history import History, Measurement, Medication
+from trdnav.core.history import Condition, History, Measurement, Medication
 from trdnav.core.measures import measurement_problems
 from trdnav.core.workup import workup_input_problems
 from trdnav.errors import Problem
@@ -38,6 +38,8 @@ def check_history(history: History, kb: Knowledge, as_of: date) -> list[Problem]
         problems.append(
             Problem("episode.onset", "date_before_birth", "episode onset is before the birth date")
         )
+    statuses = kb.conditions_source.clinical_statuses
+    generic = () if statuses is None else (*statuses.present, *statuses.absent)
     for i, cond in enumerate(history.conditions):
         term = kb.conditions.get(cond.name)
         if term is None:
@@ -50,8 +52,8 @@ def check_history(history: History, kb: Knowledge, as_of: date) -> list[Problem]
                     + " (the vocabulary is listed in docs/history-format.md)",
                 )
             )
-        elif cond.status is not None and cond.status not in term.statuses:
-            allowed = ", ".join(term.statuses) or "no status"
+        elif cond.status is not None and cond.status not in (*term.statuses, *generic):
+            allowed = ", ".join((*term.statuses, *generic)) or "no status"
             problems.append(
                 Problem(
                     f"conditions[{i}].status",
@@ -151,3 +153,42 @@ def _check_measurement(loc: str, m: Measurement, history: History, as_of: date) 
     if m.items is None and m.total is None:
         problems.append(Problem(loc, "measurement_empty", "give items or a total"))
     return problems
+
+
+def resolve_condition_statuses(history: History, kb: Knowledge) -> tuple[History, list[str]]:
+    """Read FHIR-style clinical statuses on any condition (resolved at the boundary).
+
+    ``active``/``present`` (and the other present statuses of the vocabulary) mean the condition
+    is there: its own default status then applies. ``resolved``/``inactive`` mean it is not
+    counted, and a note says so, except for a history-of term (a past haemorrhage stays a risk),
+    which is kept and noted. A term's own statuses take precedence.
+    """
+    generic = kb.conditions_source.clinical_statuses
+    if generic is None or not history.conditions:
+        return history, []
+    kept: list[Condition] = []
+    notes: list[str] = []
+    changed = False
+    for i, cond in enumerate(history.conditions):
+        term = kb.conditions.get(cond.name)
+        status = cond.status
+        if term is None or status is None or status in term.statuses:
+            kept.append(cond)
+        elif status in generic.present:
+            kept.append(cond.model_copy(update={"status": None}))
+            changed = True
+        elif status in generic.absent and term.historical:
+            kept.append(cond.model_copy(update={"status": None}))
+            changed = True
+            notes.append(
+                f"conditions[{i}] {cond.name}: status {status!r} — a history-of condition, "
+                "still counted (a past event remains a risk)"
+            )
+        elif status in generic.absent:
+            changed = True
+            notes.append(f"conditions[{i}] {cond.name}: status {status!r} — not counted")
+        else:
+            kept.append(cond)
+    if not changed:
+        return history, notes
+    return history.model_copy(update={"conditions": tuple(kept)}), notes

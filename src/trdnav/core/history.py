@@ -52,6 +52,7 @@ class Outcome(StrEnum):
     PARTIAL_RESPONSE = "partial_response"
     RESPONSE = "response"
     REMISSION = "remission"
+    RESPONSE_LOST = "response_lost"  # a response or remission later lost on the same drug
     INTOLERANCE = "intolerance"
     UNKNOWN = "unknown"
 

@@ -1,11 +1,20 @@
 """Rank the next-step options for one patient: recommend, consider, use with caution or avoid.
 
 ``plan_options`` is pure: it reads the validated history, its :class:`Assessment` and the knowledge
-base, and returns one :class:`OptionResult` per option in ``knowledge/data/options/``, ranked 1..n.
-The rules are listed in ``docs/options.md``; each rule that fires adds a patient-specific reason.
-Safety findings come in through ``findings`` (option id → findings) so that this module does not
-depend on the safety screen: a contraindicated finding makes the option contraindicated, a caution
-finding caps it at caution.
+base, and returns one :class:`OptionResult` per option in ``knowledge/data/options/`` (options
+written only for bipolar depression are left out of a unipolar plan), ranked 1..n. The rules are
+listed in ``docs/options.md``; each rule that fires adds a patient-specific reason.
+
+The plan follows where the patient is now (:mod:`trdnav.core.current_state`): the rules of
+``knowledge/data/plan/pathway.yaml`` for the patient's plan step, and for a bipolar depression the
+rules of ``plan/bipolar.yaml``, change the statuses the failure count gave.
+
+Statuses say what they mean: ``not_indicated_now`` (the current state makes the option premature
+or unnecessary now) and ``already_tried`` (every candidate drug failed an adequate trial, or the
+treatment failed in this episode) are kept apart from ``contraindicated``, which only a safety
+finding gives. Safety findings come in through ``findings`` (option id → findings) so that this
+module does not depend on the safety screen: a contraindicated finding makes the option
+contraindicated, a caution finding caps it at caution.
 """
 
 from __future__ import annotations
@@ -19,17 +28,28 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from trdnav.core.adequacy import TrialVerdict
-from trdnav.core.history import FAILED_OUTCOMES, Diagnosis, History, Outcome, Severity
+from trdnav.core.current_state import CurrentState
+from trdnav.core.history import FAILED_OUTCOMES, History, Outcome, Severity
 from trdnav.core.measures import score_measurements
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.options import TreatmentOption
+from trdnav.knowledge.plan import StepRule
 
 if TYPE_CHECKING:  # assessment.py calls this module: import for types only
     from trdnav.core.assessment import Assessment
 
-Status = Literal["recommended", "consider", "caution", "contraindicated"]
-STATUS_ORDER: dict[str, int] = {"recommended": 0, "consider": 1, "caution": 2, "contraindicated": 3}
-BIPOLAR = frozenset({Diagnosis.BIPOLAR_I_DEPRESSION, Diagnosis.BIPOLAR_II_DEPRESSION})
+Status = Literal[
+    "recommended", "consider", "caution", "not_indicated_now", "already_tried", "contraindicated"
+]
+STATUS_ORDER: dict[str, int] = {
+    "recommended": 0,
+    "consider": 1,
+    "caution": 2,
+    "not_indicated_now": 3,
+    "already_tried": 4,
+    "contraindicated": 5,
+}
+STATUSES: tuple[str, ...] = tuple(STATUS_ORDER)
 URGENT_BOOST = 5
 INDICATION_BOOST = 3
 TRIED_PENALTY = -2
@@ -83,6 +103,7 @@ class OptionResult(BaseModel):
     specialist: bool
     verified: bool
     citations: dict[str, str]
+    evidence_grade: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,9 +120,11 @@ class _Facts:
     urgent_ect: tuple[str, ...]
     trauma: str | None
     sleep: str | None
-    tried: Mapping[str, str]
+    tried: Mapping[str, str]  # option id -> the failed course, described
     intolerances: int
     pgx_genes: tuple[str, ...]
+    state: CurrentState | None
+    failed_trials: Mapping[str, str]  # drug id -> its failed adequate trial, described
 
 
 @dataclass
@@ -112,6 +135,9 @@ class _Draft:
     drugs: tuple[str, ...] = ()
     reasons: list[str] = field(default_factory=list)
     extra_citations: list[str] = field(default_factory=list)
+    at_max: bool = False  # optimise: the dose already reached the usual maximum
+    rules_applied: int = 0  # plan rules that changed or explained this option
+    rules_unverified: int = 0  # of those, the ones not yet verified
 
     def cap(self, worst_allowed: Status) -> None:
         """Lower the status to ``worst_allowed`` unless it is already worse."""
@@ -164,9 +190,13 @@ def _facts(history: History, assessment: Assessment, kb: Knowledge) -> _Facts:
     if any(c.name == "poor_oral_intake" for c in history.conditions):
         urgent.append("poor food or fluid intake")
     tried = {
-        TRIED_AS[t.type]: t.outcome
+        TRIED_AS[t.type]: _course(t.type, t.start, t.stop, t.outcome)
         for t in sorted(assessment.other_treatments, key=lambda t: (t.start, t.type))
         if t.type in TRIED_AS and t.outcome in {o.value for o in FAILED_OUTCOMES}
+    }
+    failed_trials = {
+        v.drug: _course(v.drug, v.start, v.stop, v.outcome.value)
+        for v in sorted(failed, key=lambda v: (v.start, v.index))
     }
     return _Facts(
         failures=max(assessment.trd.failed_adequate_trials, len(own_failures)),
@@ -174,7 +204,7 @@ def _facts(history: History, assessment: Assessment, kb: Knowledge) -> _Facts:
         failed_by_class=dict(by_class),
         last=_last_trial(assessment.trials),
         trd=assessment.trd.status,
-        bipolar=history.episode.diagnosis in BIPOLAR,
+        bipolar=assessment.plan_context is not None and assessment.plan_context.bipolar,
         chronic="chronic" in assessment.trd.flags,
         urgent_ect=tuple(urgent),
         trauma=_trauma_signal(history, kb),
@@ -183,7 +213,14 @@ def _facts(history: History, assessment: Assessment, kb: Knowledge) -> _Facts:
         intolerances=sum(1 for v in assessment.trials if v.outcome == Outcome.INTOLERANCE),
         # getattr: the pgx field of the history format is new (workup, issue 4).
         pgx_genes=tuple(sorted({r.gene for r in getattr(history, "pgx", ())})),
+        state=assessment.plan_context,
+        failed_trials=failed_trials,
     )
+
+
+def _course(what: str, start: date, stop: date | None, outcome: str) -> str:
+    until = stop.isoformat() if stop is not None else "ongoing"
+    return f"{what.replace('_', ' ')} {start.isoformat()} to {until}, {outcome.replace('_', ' ')}"
 
 
 def _base(option: TreatmentOption, f: _Facts) -> _Draft:
@@ -238,6 +275,7 @@ def _optimise(d: _Draft, f: _Facts, kb: Knowledge) -> None:
         return
     usual_max = dose.usual_max_mg_per_day
     if last.max_mg_per_day >= usual_max:
+        d.at_max = True
         d.boost += AT_MAX_PENALTY
         d.reasons.append(f"{last.drug} already reached the usual maximum ({usual_max:g} mg/day)")
         return
@@ -254,19 +292,34 @@ def _optimise(d: _Draft, f: _Facts, kb: Knowledge) -> None:
         )
 
 
+def _continue(d: _Draft, f: _Facts) -> None:
+    """Rule 2b: continuing names what is running now (the antidepressant and its add-ons)."""
+    if f.state is not None:
+        d.drugs = tuple(o.name for o in f.state.ongoing if o.kind in ("antidepressant", "add-on"))
+
+
 def _candidates(d: _Draft, f: _Facts, kb: Knowledge) -> None:
-    """Rule 3: never re-propose a drug that failed an adequate trial (nor the current drug)."""
+    """Rule 3: never re-propose a drug that failed an adequate trial (nor the current drug).
+
+    With no candidate left the option is ``already_tried`` (every drug failed an adequate trial,
+    each listed with its trial) or ``not_indicated_now`` (its only drug is the current one):
+    history, never a safety ``contraindicated``.
+    """
     option = d.option
     failed = [x for x in option.drugs if x in f.failed_drugs]
-    current = f.last.drug if f.last is not None and f.last.stop is None else None
+    current = f.state.drug if f.state is not None else None
     left = tuple(x for x in option.drugs if x not in f.failed_drugs and x != current)
     d.drugs = left
     if current is not None and current in option.drugs:
         d.reasons.append(f"{current} is the current antidepressant")
     if not left:
-        d.status = "contraindicated"
         if failed:
-            d.reasons.append(f"already failed an adequate trial: {', '.join(failed)}")
+            d.cap("already_tried")
+            d.reasons.append(
+                "already tried: " + "; ".join(f.failed_trials.get(x, x) for x in failed)
+            )
+        else:
+            d.cap("not_indicated_now")
         return
     if failed:
         d.reasons.append(f"leaves out {', '.join(failed)} (already failed an adequate trial)")
@@ -280,11 +333,56 @@ def _candidates(d: _Draft, f: _Facts, kb: Knowledge) -> None:
             )
 
 
+def _reason_fields(f: _Facts, kb: Knowledge) -> dict[str, str]:
+    """The values a plan rule's reason may use ({drug} {state} {detail} {months})."""
+    cont = kb.plan.pathway.continuation
+    s = f.state
+    return {
+        "drug": (s.drug if s is not None else None) or "the current treatment",
+        "state": s.label if s is not None else "",
+        "detail": (s.response_detail or s.adequacy_detail) if s is not None else "",
+        "months": f"{cont.months_min.value:g}–{cont.months_max.value:g}",
+    }
+
+
+def _apply_rule(d: _Draft, rule: StepRule, fields: Mapping[str, str]) -> None:
+    """One plan rule: its effect on the status, its boost, its reason and its sources."""
+    if rule.effect == "recommend":
+        if d.at_max:
+            return  # a dose already at the usual maximum cannot be raised: the rule does not fit
+        if d.status == "consider":
+            d.status = "recommended"
+    elif rule.effect == "consider":
+        d.cap("consider")
+    elif rule.effect == "not_indicated_now":
+        d.cap("not_indicated_now")
+    d.boost += rule.boost
+    d.reasons.append(rule.reason.format(**fields))
+    d.extra_citations.extend(rule.source)
+    d.rules_applied += 1
+    d.rules_unverified += 0 if rule.verified else 1
+
+
+def _plan_rules(d: _Draft, f: _Facts, kb: Knowledge) -> None:
+    """Rules 11-12: the stepped plan for where the patient is now, then the bipolar ladder."""
+    option = d.option
+    fields = _reason_fields(f, kb)
+    if f.state is not None:
+        for rule in kb.plan.pathway.rules:
+            if f.state.step in rule.steps and rule.matches(option.id, option.category):
+                _apply_rule(d, rule, fields)
+    if f.bipolar and option.applies_to != "bipolar":
+        for rule in kb.plan.bipolar.rules:
+            if rule.matches(option.id, option.category):
+                _apply_rule(d, rule, fields)
+
+
 def _patient_rules(d: _Draft, f: _Facts, kb: Knowledge) -> None:
     """Rules 4-8: urgent ECT, chronic depression, trauma, sleep, bipolar, already tried."""
     option = d.option
     if option.id == "ect" and f.urgent_ect:
-        d.status = "recommended" if d.status == "consider" else d.status
+        if d.status in ("consider", "not_indicated_now"):
+            d.status = "recommended"
         d.boost += URGENT_BOOST
         d.reasons.append(f"moved up for {', '.join(f.urgent_ect)} (CANMAT: 1st line when urgent)")
     if option.id == "psychotherapy_cbasp" and f.chronic:
@@ -312,14 +410,13 @@ def _patient_rules(d: _Draft, f: _Facts, kb: Knowledge) -> None:
         and bool(option.drugs)
         and all(x in kb.drugs and kb.is_antidepressant(kb.drugs[x]) for x in option.drugs)
     )
-    if f.bipolar and antidepressant:
+    if f.bipolar and antidepressant and option.applies_to != "bipolar":
         d.cap("caution")
         d.reasons.append("bipolar depression: an antidepressant may trigger (hypo)mania or cycling")
     if option.id in f.tried:
-        if d.status == "recommended":
-            d.status = "consider"
+        d.cap("already_tried")
         d.boost += TRIED_PENALTY
-        d.reasons.append(f"already tried in this episode ({f.tried[option.id].replace('_', ' ')})")
+        d.reasons.append(f"already tried in this episode: {f.tried[option.id]}")
 
 
 def _pgx(d: _Draft, f: _Facts) -> None:
@@ -390,6 +487,7 @@ def _result(rank: int, d: _Draft, kb: Knowledge) -> OptionResult:
         specialist=o.specialist,
         verified=o.verified,
         citations=kb.citations(k for k in keys if k in kb.bibliography),
+        evidence_grade=o.evidence_grade,
     )
 
 
@@ -404,11 +502,16 @@ def plan_options(
     facts = _facts(history, assessment, kb)
     drafts: list[_Draft] = []
     for option in kb.options.options.values():
+        if option.applies_to == "bipolar" and not facts.bipolar:
+            continue  # a bipolar-depression option has no place in a unipolar plan
         d = _base(option, facts)
         if option.category == "optimise":
             _optimise(d, facts, kb)
+        elif option.category == "continue":
+            _continue(d, facts)
         elif option.drugs:
             _candidates(d, facts, kb)
+        _plan_rules(d, facts, kb)
         _patient_rules(d, facts, kb)
         _safety(d, (findings or {}).get(option.id, ()))
         if not d.reasons:

@@ -24,6 +24,12 @@ class ReasonCode(StrEnum):
     AUGMENTATION_NOT_COUNTED = "augmentation_not_counted"
     SAME_DRUG_ALREADY_COUNTED = "same_drug_already_counted"
     OUTCOME_FROM_MEASUREMENTS = "outcome_from_measurements"
+    RESPONSE_LOST = "response_lost"
+    # where the patient is now (current state) and the plan step it leads to
+    NO_CURRENT_ANTIDEPRESSANT = "no_current_antidepressant"
+    STATE_FROM_SCORES = "state_from_scores"
+    STATE_FROM_RECORD = "state_from_record"
+    PLAN_STEP = "plan_step"
     # TRD determination
     TWO_OR_MORE_FAILURES = "two_or_more_failures"
     FEWER_THAN_TWO_FAILURES = "fewer_than_two_failures"

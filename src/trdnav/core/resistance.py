@@ -87,6 +87,8 @@ def _tachyphylaxis(history: History, verdicts: list[TrialVerdict]) -> list[str]:
         trial = history.treatments[v.index]
         if getattr(trial, "response_lost_on", None) is not None:
             found.add(v.drug)
+        if v.outcome == Outcome.RESPONSE_LOST:
+            found.add(v.drug)
         if v.outcome in RESPONDED_OUTCOMES:
             for later in verdicts:
                 if (

@@ -53,7 +53,12 @@ def measured_trial(
     trial: Medication, scored: Sequence[ScoredMeasurement], kb: Knowledge, as_of: date
 ) -> tuple[Medication, DerivedOutcome | None]:
     """The trial with its outcome (when unknown) and ``response_lost_on`` filled from scores."""
-    may_respond = trial.outcome in (Outcome.UNKNOWN, Outcome.RESPONSE, Outcome.REMISSION)
+    may_respond = trial.outcome in (
+        Outcome.UNKNOWN,
+        Outcome.RESPONSE,
+        Outcome.REMISSION,
+        Outcome.RESPONSE_LOST,
+    )
     if not may_respond or (trial.outcome is not Outcome.UNKNOWN and trial.response_lost_on):
         return trial, None  # nothing the scores could add
     # only the scores that can fall in the trial's window (scored is sorted by date)
@@ -67,11 +72,22 @@ def measured_trial(
     if derived is None:
         return trial, None
     update: dict[str, object] = {}
-    if trial.outcome is Outcome.UNKNOWN:
-        update["outcome"] = derived.outcome
-    if trial.response_lost_on is None:
+    lost = trial.response_lost_on
+    if lost is None:
         lost = response_lost_on(trial, derived, window, kb, as_of)
         if lost is not None:
             update["response_lost_on"] = lost
+    if trial.outcome is Outcome.UNKNOWN:
+        if lost is not None and derived.outcome not in (Outcome.RESPONSE, Outcome.REMISSION):
+            # a response reached and then lost is its own outcome, not a non-response
+            derived = derived.model_copy(
+                update={
+                    "outcome": Outcome.RESPONSE_LOST,
+                    "explanation": f"{derived.explanation}; but a response was reached inside "
+                    f"the trial and lost on {lost.isoformat()} on the same drug: response lost "
+                    "(tachyphylaxis), not a non-response",
+                }
+            )
+        update["outcome"] = derived.outcome
     used = derived if "outcome" in update else None
     return (trial.model_copy(update=update) if update else trial), used

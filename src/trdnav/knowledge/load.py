@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from trdnav.errors import KnowledgeError, Problem
 from trdnav.knowledge.options import OptionsKnowledge, load_options
+from trdnav.knowledge.plan import PlanKnowledge, load_plan
 from trdnav.knowledge.population import PopulationKnowledge, load_population
 from trdnav.knowledge.protocols import Protocol, load_protocols
 from trdnav.knowledge.safety import SafetyKnowledge, load_safety
@@ -109,6 +110,7 @@ class Knowledge:
     safety: SafetyKnowledge
     workup: WorkupKnowledge
     population: PopulationKnowledge
+    plan: PlanKnowledge
     _names: Mapping[str, str] = field(repr=False)
     _instrument_names: Mapping[str, str] = field(repr=False)
     protocols: Mapping[str, Protocol] = field(default_factory=lambda: MappingProxyType({}))
@@ -308,6 +310,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
     safety = load_safety(root, problems)
     workup = load_workup(root, problems)
     population = load_population(root / "population", problems)
+    plan = load_plan(root, problems)
     protocols = load_protocols(root / "protocols", problems, instrument_ids=instruments)
     if protocols_dir is not None:
         for pid, protocol in load_protocols(
@@ -357,6 +360,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         vocabulary,
         *staging.values(),
         population,
+        plan,
     ]
     for item in _sourced_items(everything):
         for key in getattr(item, "source", ()):
@@ -400,6 +404,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         or safety is None
         or workup is None
         or population is None
+        or plan is None
     ):
         raise KnowledgeError(problems or [Problem("", "knowledge_missing", "incomplete")])
     return Knowledge(
@@ -420,6 +425,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         _instrument_names=MappingProxyType(instrument_names),
         protocols=MappingProxyType(protocols),
         population=population,
+        plan=plan,
     )
 
 

@@ -18,6 +18,7 @@ from trdnav.errors import Problem
 from trdnav.knowledge.schema import Sourced, Strict
 
 Category = Literal[
+    "continue",
     "optimise",
     "switch",
     "augment",
@@ -26,6 +27,7 @@ Category = Literal[
     "rapid_acting",
     "psychotherapy",
     "lifestyle",
+    "supplement",
     "testing",
     "specialist",
     "investigational",
@@ -77,6 +79,10 @@ class OutcomeFigure(Sourced):
     study: str = Field(min_length=2, description="trial or study name")
 
 
+EvidenceGrade = Literal["strong", "moderate", "limited", "weak", "insufficient", "investigational"]
+AppliesTo = Literal["any", "unipolar", "bipolar"]
+
+
 class TreatmentOption(Sourced):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str
@@ -98,6 +104,15 @@ class TreatmentOption(Sourced):
     requires_trd: bool = False
     investigational: bool = False
     specialist: bool = False
+    applies_to: AppliesTo = Field(
+        default="any",
+        description="the depressions the option is planned for: a bipolar-only option is left out "
+        "of a unipolar plan; what a bipolar plan does with the others is in plan/bipolar.yaml",
+    )
+    evidence_grade: EvidenceGrade | None = Field(
+        default=None,
+        description="honest summary of the evidence for this use, e.g. limited for a supplement",
+    )
     added_in: str = "0.1.0"
 
     @model_validator(mode="after")

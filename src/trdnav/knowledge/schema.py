@@ -22,6 +22,10 @@ class Sourced(Strict):
 
     source: tuple[str, ...] = Field(min_length=1, description="bibliography keys")
     verified: bool = Field(description="confirmed in the original source")
+    checked_against: str | None = Field(
+        default=None,
+        description="where the fact was read and confirmed: the source's address and section",
+    )
     note: str | None = None
 
 
@@ -87,8 +91,10 @@ class Drug(Sourced):
     misspellings: tuple[str, ...] = ()
     rxnorm: str | None = Field(default=None, description="RxNorm ingredient RXCUI")
     rxnorm_verified: bool = False
+    rxnorm_checked_against: str | None = None  # where the RXCUI was confirmed
     atc: str | None = None
     atc_verified: bool = False
+    atc_checked_against: str | None = None  # where the ATC code was confirmed
     antidepressant_dose: AntidepressantDose | None = None
     augmentation_dose: AugmentationDose | None = None
     dose_unit: Literal["mg/day", "mg/24h", "mg/session"] = "mg/day"
@@ -123,11 +129,28 @@ class ConditionTerm(Strict):
     label: str
     statuses: tuple[str, ...] = ()
     default_status: str | None = None
+    historical: bool = Field(
+        default=False,
+        description="a history-of term (past haemorrhage, past psychosis): 'resolved' still counts",
+    )
     note: str | None = None
+
+
+class ClinicalStatuses(Sourced):
+    """Statuses any condition may carry, as FHIR and most people write them.
+
+    ``present`` statuses mean the condition is there (the term's own default status then
+    applies); ``absent`` statuses mean it is not counted (resolved, inactive). A term's own
+    ``statuses`` take precedence (substance use ``remission``).
+    """
+
+    present: tuple[str, ...] = Field(min_length=1)
+    absent: tuple[str, ...] = Field(min_length=1)
 
 
 class ConditionVocabulary(Sourced):
     conditions: tuple[ConditionTerm, ...]
+    clinical_statuses: ClinicalStatuses | None = None
 
 
 class Band(Strict):
@@ -171,6 +194,7 @@ class MissingRule(Strict):
     )
     source: tuple[str, ...] = Field(min_length=1)
     verified: bool
+    checked_against: str | None = None  # where it was confirmed: address and section
     note: str | None = None
 
 
@@ -194,6 +218,7 @@ class ScreenRule(Strict):
     label: str
     source: tuple[str, ...] = Field(min_length=1)
     verified: bool
+    checked_against: str | None = None  # where it was confirmed: address and section
     note: str | None = None
 
 
@@ -211,6 +236,7 @@ class Reliability(Strict):
     kind: str = Field(description="e.g. test-retest, Cronbach alpha")
     source: tuple[str, ...] = Field(min_length=1)
     verified: bool
+    checked_against: str | None = None  # where it was confirmed: address and section
 
 
 class Outcomes(Strict):
@@ -220,6 +246,7 @@ class Outcomes(Strict):
     )
     source: tuple[str, ...] = Field(min_length=1)
     verified: bool
+    checked_against: str | None = None  # where it was confirmed: address and section
     note: str | None = None
 
 
@@ -228,6 +255,7 @@ class Loinc(Strict):
     total: str | None = None
     items: dict[int, str] = Field(default_factory=dict)
     verified: bool = False
+    checked_against: str | None = None  # where it was confirmed: address and section
 
 
 class Licence(Strict):

@@ -114,6 +114,7 @@ _OUTCOME_TEXT = {
     Outcome.PARTIAL_RESPONSE: "partial response",
     Outcome.RESPONSE: "response",
     Outcome.REMISSION: "remission",
+    Outcome.RESPONSE_LOST: "response lost",
     Outcome.INTOLERANCE: "stopped: intolerance",
     Outcome.UNKNOWN: "",
 }

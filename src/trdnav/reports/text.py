@@ -10,6 +10,7 @@ from rich.text import Text
 from trdnav.core.adequacy import TrialVerdict
 from trdnav.core.alerts import Alert
 from trdnav.core.assessment import Assessment
+from trdnav.core.current_state import OngoingTreatment
 from trdnav.core.staging.result import StageResult
 from trdnav.core.trajectory import TrajectoryPoint
 
@@ -49,9 +50,10 @@ def _trials(a: Assessment) -> Table:
         dose += " / " + (
             "–" if v.min_adequate_mg_per_day is None else f"{v.min_adequate_mg_per_day:g}"
         )
+        typed = f"\n(typed {v.drug_input!r}: a known misspelling)" if v.misspelling else ""
         t.add_row(
             str(v.index),
-            f"{v.drug}\n{v.drug_class.replace('_', ' ')}",
+            f"{v.drug}\n{v.drug_class.replace('_', ' ')}{typed}",
             dose,
             "–" if v.weeks_at_adequate_dose is None else f"{v.weeks_at_adequate_dose:g}",
             "–" if v.adherence is None else f"{v.adherence:.0%}",
@@ -248,6 +250,8 @@ def render_assessment(a: Assessment) -> RenderableType:
         head.append(f"\n• {e.message}")
         if e.citations:
             head.append(f" ({', '.join(e.citations)})", style="dim")
+    for note in a.input_notes:
+        head.append(f"\nread: {note}", style="yellow")
     parts: list[RenderableType] = [head, _trials(a), _why(a)]
     others = [al for al in a.alerts if al.code != "suicide_risk"]
     if others:
@@ -256,6 +260,7 @@ def render_assessment(a: Assessment) -> RenderableType:
     if suicide_first:
         parts.insert(0, _alerts(a))
     if a.options:
+        parts.append(plan_context_text(a))
         parts.append(_next_steps(a))
     if a.workup:
         parts.append(_workup(a))
@@ -306,15 +311,65 @@ STATUS_STYLE = {
     "recommended": "bold green",
     "consider": "",
     "caution": "bold yellow",
+    "not_indicated_now": "dim",
+    "already_tried": "dim italic",
     "contraindicated": "bold red",
 }
+STATUS_LABEL = {
+    "recommended": "recommended",
+    "consider": "consider",
+    "caution": "caution",
+    "not_indicated_now": "not indicated now",
+    "already_tried": "already tried",
+    "contraindicated": "contraindicated",
+}
+
+
+def _ongoing_line(o: OngoingTreatment) -> str:
+    dose = f" {o.mg_per_day:g} mg/day" if o.mg_per_day is not None else ""
+    at = (
+        f", {o.weeks_at_adequate_dose:g} at an adequate dose"
+        if o.weeks_at_adequate_dose is not None
+        else ""
+    )
+    kind = "" if o.kind in ("antidepressant", o.name) else f" ({o.kind})"
+    return f"{o.name}{kind}{dose} since {o.since.isoformat()} ({o.weeks_on:g} weeks{at})"
+
+
+def plan_context_text(a: Assessment) -> Text:
+    """Where the patient is now: shown first in every plan."""
+    s = a.plan_context
+    t = Text("Where the patient is now: ", style="bold")
+    if s is None:
+        return t.append("not derived\n")
+    t.append(s.label, style="bold cyan")
+    if s.drug:
+        t.append(f" — {s.drug}")
+    t.append("\n")
+    if s.ladder:
+        t.append(f"  {s.ladder}\n", style="bold magenta")
+    for o in s.ongoing:
+        t.append(f"  ongoing: {_ongoing_line(o)}\n")
+    if s.drug:
+        t.append(f"  response: {s.response.replace('_', ' ')}")
+        if s.response_detail:
+            t.append(f" — {s.response_detail}")
+        t.append("\n")
+        if s.weeks_since_remission is not None:
+            t.append(f"  weeks since remission: {s.weeks_since_remission:g}\n")
+    for e in s.explanations:
+        t.append(f"  • {e.message}", style="dim")
+        if e.citations:
+            t.append(f" ({', '.join(e.citations)})", style="dim")
+        t.append("\n")
+    return t
 
 
 def _next_steps(a: Assessment, limit: int = 5) -> Text:
     t = Text("Next steps (top of the plan; `trdnav plan` explains all)\n", style="bold")
     for o in a.options[:limit]:
         t.append(f"  {o.rank}. {o.name} — ", style="bold")
-        t.append(o.status, style=STATUS_STYLE[o.status])
+        t.append(STATUS_LABEL[o.status], style=STATUS_STYLE[o.status])
         t.append(f" · {o.line}\n", style="dim")
     unsafe = [o.name for o in a.options if o.status == "contraindicated"]
     if unsafe:
@@ -329,8 +384,9 @@ def _plan_list(a: Assessment) -> Text:
         name = o.name + (" (investigational)" if o.investigational else "")
         name += " (specialist)" if o.specialist else ""
         t.append(f"\n{o.rank:>2}. {name} — ", style="bold")
-        t.append(o.status.upper(), style=STATUS_STYLE[o.status])
-        t.append(f"\n    {o.line}\n", style="dim")
+        t.append(STATUS_LABEL[o.status].upper(), style=STATUS_STYLE[o.status])
+        grade = f" · evidence: {o.evidence_grade}" if o.evidence_grade else ""
+        t.append(f"\n    {o.line}{grade}\n", style="dim")
         for r in o.reasons:
             t.append(f"    • {r}\n")
         if o.drugs:
@@ -359,6 +415,7 @@ def render_plan(a: Assessment, patient: bool = False) -> RenderableType:
     head.append(STATUS_TEXT[a.trd.status], style=style)
     head.append(f" — {a.trd.failed_adequate_trials} failed adequate antidepressant trial(s)")
     parts.append(head)
+    parts.append(plan_context_text(a))
     others = [al for al in a.alerts if al.code != "suicide_risk"]
     if others:
         parts.append(_other_alerts(others))

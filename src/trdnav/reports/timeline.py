@@ -57,6 +57,7 @@ OUTCOMES: dict[Outcome, tuple[str, str]] = {
     Outcome.PARTIAL_RESPONSE: ("partial response", "#475569"),
     Outcome.RESPONSE: ("response", "#1f6b5c"),
     Outcome.REMISSION: ("remission", "#1f6b5c"),
+    Outcome.RESPONSE_LOST: ("response lost (tachyphylaxis)", "#8a5a14"),
     Outcome.INTOLERANCE: ("stopped: intolerance", "#9b3d33"),
     Outcome.UNKNOWN: ("outcome not recorded", "#64748b"),
 }

@@ -38,7 +38,15 @@ NAMING = {
 
 ROLES = ("admin", "clinician", "read_only")
 SEXES = ("female", "male", "other", "unknown")
-OUTCOMES = ("no_response", "partial_response", "response", "remission", "intolerance", "unknown")
+OUTCOMES = (
+    "no_response",
+    "partial_response",
+    "response",
+    "remission",
+    "response_lost",
+    "intolerance",
+    "unknown",
+)
 TREATMENT_TYPES = ("medication", "ect", "rtms", "esketamine", "ketamine", "psychotherapy")
 
 
