@@ -18,6 +18,8 @@ from trdnav.cli_chart import register as _register_chart
 from trdnav.cli_cohort import register as _register_cohort
 from trdnav.cli_courses import register as _register_courses
 from trdnav.cli_db import register as _register_db
+from trdnav.cli_knowledge import register as _register_knowledge
+from trdnav.cli_knowledge import write_knowledge_docs as _write_knowledge_docs
 from trdnav.cli_synth import register as _register_synth
 from trdnav.cli_web import register as _register_web
 from trdnav.core.adequacy import AdequacyRules
@@ -300,13 +302,8 @@ def knowledge_docs_command(
         "docs/knowledge"
     ),
 ) -> None:
-    """Write the knowledge base as Markdown for clinical review (docs/knowledge)."""
-    from trdnav.knowledge.docs import all_documents
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in all_documents(default_knowledge()).items():
-        (out_dir / name).write_text(text, encoding="utf-8")
-        sys.stdout.write(f"wrote {out_dir / name}\n")
+    """Write the knowledge base as Markdown for clinical review (= trdnav knowledge docs)."""
+    _write_knowledge_docs(out_dir)
 
 
 _register_chart(app)
@@ -315,3 +312,4 @@ _register_db(app)
 _register_web(app)
 _register_synth(app)
 _register_cohort(app)
+_register_knowledge(app)

@@ -18,3 +18,14 @@ def test_generated_knowledge_docs_are_up_to_date(kb):
 def test_the_published_json_schema_is_up_to_date(kb):
     path = DOCS / "history-schema.json"
     assert json.loads(path.read_text()) == history_schema(kb), "run make knowledge"
+
+
+def test_the_review_checklist_is_up_to_date(kb):
+    from trdnav.knowledge.docs import review_markdown
+    from trdnav.knowledge.stats import knowledge_stats
+
+    path = DOCS / "knowledge" / "review.md"
+    assert "review.md" in all_documents(kb), "make knowledge must write the review checklist"
+    assert path.exists() and path.read_text() == review_markdown(knowledge_stats(kb)), (
+        f"{path} is stale: run make knowledge (the facts or their verification changed)"
+    )
