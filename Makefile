@@ -34,10 +34,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-services:  # PostgreSQL for the storage, web and population tests, Chromium for the browser tests, Java for Spark
+services:  # PostgreSQL for the storage, web and population tests, Chromium for the browser tests, Java for Spark, HarfBuzz-subset for WeasyPrint
 	bash .ci/ensure-postgres
 	bash .ci/ensure-browser
 	bash .ci/ensure-java
+	bash .ci/ensure-pdf-libs
 
 unit: $(STAMP) services
 	$(BIN)/pytest
@@ -58,6 +59,9 @@ schema: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
+# docs/knowledge/*.md (with review.md, the clinician's sign-off checklist) and the JSON Schema,
+# then the verification figures
 knowledge: $(STAMP)
-	$(BIN)/trdnav knowledge-docs --out docs/knowledge
+	$(BIN)/trdnav knowledge docs --out docs/knowledge
 	$(BIN)/trdnav schema > docs/history-schema.json
+	$(BIN)/trdnav knowledge stats

@@ -49,3 +49,21 @@ def test_published_option_ids_and_alert_codes_still_exist(kb):
             assert code in alerts, code
     listed = {code for _, code in LISTED}
     assert options <= listed and alerts <= listed
+
+
+def test_published_statuses_plan_steps_and_outcomes_still_exist(kb):
+    from trdnav.core.history import Outcome
+    from trdnav.core.options import STATUSES
+
+    statuses = set(STATUSES)
+    steps = set(kb.plan.pathway.states)
+    outcomes = {o.value for o in Outcome}
+    for kind, code in LISTED:
+        if kind == "option_status":
+            assert code in statuses, code
+        elif kind == "plan_step":
+            assert code in steps, code
+        elif kind == "outcome" and code != "":
+            assert code in outcomes, code
+    listed = {code for _, code in LISTED}
+    assert statuses <= listed and steps <= listed

@@ -30,6 +30,7 @@ class Finding:
     severity: str
     message: str
     citations: tuple[str, ...] = ()
+    verified: bool = False
 
 
 def plan(b: HistoryBuilder | History, **kw: Any) -> dict[str, OptionResult]:

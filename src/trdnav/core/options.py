@@ -50,7 +50,7 @@ STATUS_ORDER: dict[str, int] = {
     "contraindicated": 5,
 }
 STATUSES: tuple[str, ...] = tuple(STATUS_ORDER)
-URGENT_BOOST = 5
+URGENT_BOOST = 100  # urgent ECT comes first whatever the state (CANMAT: 1st line when urgent)
 INDICATION_BOOST = 3
 TRIED_PENALTY = -2
 AT_MAX_PENALTY = -2
@@ -74,6 +74,8 @@ class SafetyLike(Protocol):
     def message(self) -> str: ...
     @property
     def citations(self) -> Sequence[str]: ...
+    @property
+    def verified(self) -> bool: ...
 
 
 class Evidence(BaseModel):
@@ -104,6 +106,8 @@ class OptionResult(BaseModel):
     verified: bool
     citations: dict[str, str]
     evidence_grade: str | None = None
+    facts: int = 0  # the knowledge-base facts this row rests on (placements, figures, rules)
+    facts_unverified: int = 0  # of those, the ones not yet verified in their source
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class _Facts:
     intolerances: int
     pgx_genes: tuple[str, ...]
     state: CurrentState | None
+    diagnosis: str
     failed_trials: Mapping[str, str]  # drug id -> its failed adequate trial, described
 
 
@@ -135,6 +140,8 @@ class _Draft:
     drugs: tuple[str, ...] = ()
     reasons: list[str] = field(default_factory=list)
     extra_citations: list[str] = field(default_factory=list)
+    findings_unverified: int = 0
+    findings: int = 0
     at_max: bool = False  # optimise: the dose already reached the usual maximum
     rules_applied: int = 0  # plan rules that changed or explained this option
     rules_unverified: int = 0  # of those, the ones not yet verified
@@ -214,6 +221,7 @@ def _facts(history: History, assessment: Assessment, kb: Knowledge) -> _Facts:
         # getattr: the pgx field of the history format is new (workup, issue 4).
         pgx_genes=tuple(sorted({r.gene for r in getattr(history, "pgx", ())})),
         state=assessment.plan_context,
+        diagnosis=history.episode.diagnosis.value,
         failed_trials=failed_trials,
     )
 
@@ -270,16 +278,23 @@ def _optimise(d: _Draft, f: _Facts, kb: Knowledge) -> None:
     d.drugs = (last.drug,)
     drug = kb.drugs.get(last.drug)
     dose = drug.antidepressant_dose if drug else None
-    if dose is None or last.max_mg_per_day is None:
+    # an ongoing trial is judged on today's dose (it may have been lowered), a stopped one on its
+    # highest dose
+    now = f.state
+    current = None
+    if now is not None and now.trial_index == last.index:
+        current = next((o.mg_per_day for o in now.ongoing if o.index == last.index), None)
+    mg = current if current is not None else last.max_mg_per_day
+    if dose is None or mg is None:
         d.reasons.append(f"the dose of {last.drug} is not recorded")
         return
     usual_max = dose.usual_max_mg_per_day
-    if last.max_mg_per_day >= usual_max:
+    if mg >= usual_max:
         d.at_max = True
         d.boost += AT_MAX_PENALTY
         d.reasons.append(f"{last.drug} already reached the usual maximum ({usual_max:g} mg/day)")
         return
-    below = f"{last.drug} {last.max_mg_per_day:g} mg/day is below the usual maximum {usual_max:g}"
+    below = f"{last.drug} {mg:g} mg/day is below the usual maximum {usual_max:g}"
     if last.adequate is not True:
         d.status = "recommended"
         d.reasons.append(f"{below}, and the trial has not yet been adequate")
@@ -371,9 +386,9 @@ def _plan_rules(d: _Draft, f: _Facts, kb: Knowledge) -> None:
         for rule in kb.plan.pathway.rules:
             if f.state.step in rule.steps and rule.matches(option.id, option.category):
                 _apply_rule(d, rule, fields)
-    if f.bipolar and option.applies_to != "bipolar":
+    if f.bipolar:
         for rule in kb.plan.bipolar.rules:
-            if rule.matches(option.id, option.category):
+            if rule.matches(option.id, option.category, f.diagnosis):
                 _apply_rule(d, rule, fields)
 
 
@@ -444,6 +459,8 @@ def _safety(d: _Draft, found: Sequence[SafetyLike]) -> None:
             d.cap("caution")
         d.reasons.append(f"safety ({item.severity}): {item.message}")
         d.extra_citations.extend(item.citations)
+        d.findings += 1
+        d.findings_unverified += 0 if item.verified else 1
 
 
 def _line(option: TreatmentOption) -> str:
@@ -488,6 +505,11 @@ def _result(rank: int, d: _Draft, kb: Knowledge) -> OptionResult:
         verified=o.verified,
         citations=kb.citations(k for k in keys if k in kb.bibliography),
         evidence_grade=o.evidence_grade,
+        facts=len(o.guidelines) + len(o.outcomes) + d.rules_applied + d.findings,
+        facts_unverified=sum(not g.verified for g in o.guidelines)
+        + sum(not f.verified for f in o.outcomes)
+        + d.rules_unverified
+        + d.findings_unverified,
     )
 
 

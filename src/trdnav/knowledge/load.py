@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from trdnav.errors import KnowledgeError, Problem
 from trdnav.knowledge.options import OptionsKnowledge, load_options
-from trdnav.knowledge.plan import PlanKnowledge, load_plan
+from trdnav.knowledge.plan import PlanKnowledge, load_plan, plan_defects
 from trdnav.knowledge.population import PopulationKnowledge, load_population
 from trdnav.knowledge.protocols import Protocol, load_protocols
 from trdnav.knowledge.safety import SafetyKnowledge, load_safety
@@ -311,6 +311,11 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
     workup = load_workup(root, problems)
     population = load_population(root / "population", problems)
     plan = load_plan(root, problems)
+    if plan is not None and options is not None:
+        problems.extend(
+            Problem(loc, code, f"unknown option {msg}", str(root / "plan"))
+            for loc, code, msg in plan_defects(plan, set(options.options))
+        )
     protocols = load_protocols(root / "protocols", problems, instrument_ids=instruments)
     if protocols_dir is not None:
         for pid, protocol in load_protocols(

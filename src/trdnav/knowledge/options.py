@@ -62,6 +62,7 @@ REQUIRED_OPTIONS: tuple[str, ...] = (
     "pgx_testing",
     "vns",
     "psilocybin_trial",
+    "continue_current",
 )
 
 

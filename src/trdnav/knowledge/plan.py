@@ -52,6 +52,9 @@ class StepRule(Sourced):
     categories: tuple[Category, ...] = ()
     options: tuple[str, ...] = ()
     effect: Effect
+    diagnoses: tuple[str, ...] = Field(
+        default=(), description="episode diagnoses the rule is limited to (empty = any)"
+    )
     boost: int = Field(default=0, ge=-50, le=50)
     reason: str = Field(min_length=10, description="may use {drug} {state} {detail} {months}")
 
@@ -65,7 +68,9 @@ class StepRule(Sourced):
             raise ValueError(f"unknown placeholder(s) in reason: {', '.join(sorted(unknown))}")
         return self
 
-    def matches(self, option_id: str, category: str) -> bool:
+    def matches(self, option_id: str, category: str, diagnosis: str = "") -> bool:
+        if self.diagnoses and diagnosis not in self.diagnoses:
+            return False
         return option_id in self.options or category in self.categories
 
 

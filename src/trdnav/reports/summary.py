@@ -318,14 +318,27 @@ def _option_row(o: OptionResult, beyond_top: bool) -> OptionRow:
     )
 
 
+PLAN_NOW = frozenset({"recommended", "consider", "caution"})
+
+
 def _plan(a: Assessment) -> list[OptionRow]:
-    shown = [o for o in a.options if o.status != "contraindicated"][:PLAN_LIMIT]
+    shown = [o for o in a.options if o.status in PLAN_NOW][:PLAN_LIMIT]
     rows = [_option_row(o, beyond_top=False) for o in shown]
     ids = {o.id for o in shown}
     for o in a.options:
         if o.id in PRIOR_AUTH_OPTIONS and o.id not in ids:
             rows.append(_option_row(o, beyond_top=True))
     return rows
+
+
+def _fact_counts(a: Assessment) -> tuple[int, int]:
+    """(verified, total) of the knowledge-base facts behind this document's findings."""
+    rows = [s.verified for s in a.staging.values()]
+    rows += [w.verified for w in a.workup]
+    rows += [al.verified for al in a.alerts]
+    plan_total = sum(o.facts for o in a.options)
+    plan_verified = plan_total - sum(o.facts_unverified for o in a.options)
+    return plan_verified + sum(rows), plan_total + len(rows)
 
 
 def _inline_svg(svg: str | None) -> Markup | None:
@@ -417,6 +430,10 @@ def render_summary_html(
         "timeline_svg": _inline_svg(timeline_svg),
         "plan": _plan(a),
         "contraindicated": [o.name for o in a.options if o.status == "contraindicated"],
+        "not_now": [o.name for o in a.options if o.status == "not_indicated_now"],
+        "tried": [o.name for o in a.options if o.status == "already_tried"],
+        "now": a.plan_context,
+        "facts": _fact_counts(a),
         "refs": refs,
         "words": _words,
         "css": Markup(_stylesheet()),  # noqa: S704 - our own stylesheet, read from the package
