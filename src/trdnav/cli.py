@@ -184,7 +184,17 @@ def plan_command(
         raise typer.Exit(2)
     histories, failed = _load_all(files, kb, _as_of(today))
     results = [assess(h, kb, locale=locale) for h in histories]
-    keep = {"patient_id", "alerts", "crisis_resources", "trd", "options", "safety", "citations"}
+    keep = {
+        "patient_id",
+        "alerts",
+        "crisis_resources",
+        "input_notes",
+        "trd",
+        "plan_context",
+        "options",
+        "safety",
+        "citations",
+    }
     _emit(results, len(files), as_json, keep, lambda r: render_plan(r, patient=patient), failed)
 
 

@@ -48,6 +48,24 @@ DISCLAIMER = (
 )
 
 
+class SectionFacts(BaseModel):
+    """How many knowledge-base facts one section of the output rests on, and how many are
+    verified in their source: shown as one line per section so a badge keeps its meaning."""
+
+    model_config = ConfigDict(frozen=True)
+
+    verified: int
+    total: int
+
+    @property
+    def unverified(self) -> int:
+        return self.total - self.verified
+
+    @property
+    def line(self) -> str:
+        return f"{self.unverified} of {self.total} facts in this section unverified"
+
+
 class OtherTreatment(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -80,6 +98,7 @@ class Assessment(BaseModel):
     schedule: tuple[DueItem, ...] = ()
     citations: dict[str, str]
     unverified_citations_note: str | None = None
+    verification: dict[str, SectionFacts] = {}  # per section: plan, workup, staging, alerts …
     kb_version: str
     app_version: str = __version__
     disclaimer: str = DISCLAIMER
@@ -158,13 +177,33 @@ def _with_plan(history: History, a: Assessment, kb: Knowledge, as_of: date) -> A
         keys.update(o.citations)
     for f in current:
         keys.update(f.citations)
-    return a.model_copy(
+    a = a.model_copy(
         update={
             "options": tuple(options),
             "safety": tuple(current),
             "citations": kb.citations(keys),
         }
     )
+    return a.model_copy(update={"verification": _verification(a)})
+
+
+def _count(flags: list[bool]) -> SectionFacts:
+    return SectionFacts(verified=sum(flags), total=len(flags))
+
+
+def _verification(a: Assessment) -> dict[str, SectionFacts]:
+    """Verified / total facts behind each section, from the per-fact flags the results carry."""
+    total = sum(o.facts for o in a.options)
+    plan = SectionFacts(verified=total - sum(o.facts_unverified for o in a.options), total=total)
+    out = {
+        "plan": plan,
+        "safety": _count([f.verified for f in a.safety]),
+        "workup": _count([w.verified for w in a.workup]),
+        "staging": _count([s.verified for s in a.staging.values()]),
+        "measurements": _count([t.verified for t in a.measurements.values()]),
+        "alerts": _count([al.verified for al in a.alerts]),
+    }
+    return {k: v for k, v in out.items() if v.total}
 
 
 def _trigger_alert(t: Trigger) -> Alert:

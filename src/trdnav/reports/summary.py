@@ -332,13 +332,9 @@ def _plan(a: Assessment) -> list[OptionRow]:
 
 
 def _fact_counts(a: Assessment) -> tuple[int, int]:
-    """(verified, total) of the knowledge-base facts behind this document's findings."""
-    rows = [s.verified for s in a.staging.values()]
-    rows += [w.verified for w in a.workup]
-    rows += [al.verified for al in a.alerts]
-    plan_total = sum(o.facts for o in a.options)
-    plan_verified = plan_total - sum(o.facts_unverified for o in a.options)
-    return plan_verified + sum(rows), plan_total + len(rows)
+    """(verified, total) of the knowledge-base facts behind this document, over its sections."""
+    counts = a.verification.values()
+    return sum(c.verified for c in counts), sum(c.total for c in counts)
 
 
 def _inline_svg(svg: str | None) -> Markup | None:

@@ -116,6 +116,8 @@ def _staging(a: Assessment) -> Group:
         )
         t.add_row(s.name, stage_line(s), "\n".join(lines))
     foot = Text()
+    if "staging" in a.verification:
+        foot.append(f"  {a.verification['staging'].line}\n", style="dim")
     for k, n in enumerate(notes, start=1):
         foot.append(f"  [{k}] {n}\n", style="dim")
     return Group(t, foot)
@@ -207,6 +209,8 @@ def _workup(a: Assessment) -> Group:
             style="bold" if w.status == "abnormal" else None,
         )
     extra = Text()
+    if "workup" in a.verification:
+        extra.append(f"  {a.verification['workup'].line}\n", style="dim")
     for p in a.pgx:
         extra.append(
             f"  PGx {p.gene} {p.phenotype} · {p.drug_name} ({p.context}): {p.recommendation}"
@@ -380,6 +384,8 @@ def _next_steps(a: Assessment, limit: int = 5) -> Text:
 def _plan_list(a: Assessment) -> Text:
     """One block per option: rank, name, status; then its line, reasons and evidence."""
     t = Text("Ranked options\n", style="bold")
+    if "plan" in a.verification:
+        t.append(f"  {a.verification['plan'].line}\n", style="dim")
     for o in a.options:
         name = o.name + (" (investigational)" if o.investigational else "")
         name += " (specialist)" if o.specialist else ""
