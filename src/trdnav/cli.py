@@ -18,6 +18,7 @@ from trdnav.cli_chart import register as _register_chart
 from trdnav.cli_cohort import register as _register_cohort
 from trdnav.cli_courses import register as _register_courses
 from trdnav.cli_db import register as _register_db
+from trdnav.cli_fhir import register as _register_fhir
 from trdnav.cli_knowledge import register as _register_knowledge
 from trdnav.cli_knowledge import write_knowledge_docs as _write_knowledge_docs
 from trdnav.cli_synth import register as _register_synth
@@ -323,3 +324,4 @@ _register_web(app)
 _register_synth(app)
 _register_cohort(app)
 _register_knowledge(app)
+_register_fhir(app)

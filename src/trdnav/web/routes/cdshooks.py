@@ -1,0 +1,7 @@
+"""Routes: cdshooks (issue 14)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
