@@ -359,8 +359,6 @@ def plan_context_text(a: Assessment) -> Text:
         if s.response_detail:
             t.append(f" — {s.response_detail}")
         t.append("\n")
-        if s.weeks_since_remission is not None:
-            t.append(f"  weeks since remission: {s.weeks_since_remission:g}\n")
     for e in s.explanations:
         t.append(f"  • {e.message}", style="dim")
         if e.citations:
