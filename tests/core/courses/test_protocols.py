@@ -39,7 +39,8 @@ def test_the_label_facts_keep_their_verification_status():
     assert esk.observation and esk.observation.minimum_minutes == 120 and esk.observation.verified
     pre = {t.id: t for t in esk.thresholds}
     assert pre["predose_systolic"].value == 140 and not pre["predose_systolic"].verified
-    assert not esk.review_points[0].verified and esk.rems and not esk.off_label
+    review = esk.review_points[0]  # end of induction: read on the manufacturer's dosing pages
+    assert review.verified and review.checked_against and esk.rems and not esk.off_label
     ket = KB.protocols["ketamine_iv"]
     assert ket.off_label and ket.phases[0].dose and ket.phases[0].dose.mg_per_kg == 0.5
     assert {t.value for t in ket.thresholds if t.measure == "systolic"} == {180}
