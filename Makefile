@@ -51,6 +51,7 @@ bench: $(STAMP)  # runs every benchmark, then fails if any missed its target
 	$(BIN)/python bench/bench_measurement.py || status=1; \
 	$(BIN)/python bench/bench_web.py || status=1; \
 	$(BIN)/python bench/bench_population.py || status=1; \
+	$(BIN)/python bench/bench_cds.py || status=1; \
 	exit $$status
 
 schema: $(STAMP)

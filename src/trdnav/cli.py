@@ -14,6 +14,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 
 from trdnav import __version__
+from trdnav.cli_cds import register as _register_cds
 from trdnav.cli_chart import register as _register_chart
 from trdnav.cli_cohort import register as _register_cohort
 from trdnav.cli_courses import register as _register_courses
@@ -325,3 +326,4 @@ _register_synth(app)
 _register_cohort(app)
 _register_knowledge(app)
 _register_fhir(app)
+_register_cds(app)

@@ -3,6 +3,10 @@
 The database is ``--database-url`` or ``TRDNAV_DATABASE_URL`` (default ``sqlite:///./trdnav.db``).
 Files are validated exactly as ``trdnav assess`` does; invalid input exits 2 naming file and field,
 and a file with any problem stores nothing.
+
+A patient's identity (name, date of birth, MRN: :mod:`trdnav.storage.identity`) is left out of
+exported files unless ``--with-identity`` is given; it is then written as a top-level ``identity``
+mapping, which ``trdnav import`` reads back (validated, stored beside the history).
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from typing import Annotated
 import typer
 import yaml
 
+from trdnav.core.history import History
 from trdnav.errors import InputError, Problem, TrdnavError
-from trdnav.history_files import load_history
-from trdnav.knowledge.load import default_knowledge
+from trdnav.history_files import decode_file, parse_history
+from trdnav.identity import PatientIdentity
+from trdnav.knowledge.load import Knowledge, default_knowledge
 from trdnav.storage import backup as backups
+from trdnav.storage import identity as identities
 from trdnav.storage import records, repository
 from trdnav.storage.engine import make_engine, make_sessionmaker
 from trdnav.storage.migrations import upgrade
@@ -43,6 +50,27 @@ def _who() -> str:
 def _fail(code: str, message: str) -> typer.Exit:
     _report([Problem("", code, message)])
     return typer.Exit(2)
+
+
+def _read_file(path: Path, kb: Knowledge, today: date) -> tuple[History, PatientIdentity | None]:
+    """A history file, and the ``identity`` an export ``--with-identity`` wrote into it (if any);
+    the problems of both are reported together."""
+    data = decode_file(path)
+    identity_data = data.pop("identity", None) if isinstance(data, dict) else None
+    problems: list[Problem] = []
+    identity = None
+    if identity_data is not None:
+        try:
+            identity = identities.parse_identity(identity_data, today, "identity", str(path))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    try:
+        history = parse_history(data, kb, today, str(path))
+    except InputError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    return history, identity
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +103,7 @@ def register(app: typer.Typer) -> None:
         failed = False
         for path in files:
             try:
-                histories.append(load_history(path, kb, as_of))
+                histories.append(_read_file(path, kb, as_of))
             except InputError as exc:
                 _report(list(exc.problems))
                 failed = True
@@ -85,8 +113,10 @@ def register(app: typer.Typer) -> None:
             engine = make_engine(url)
             try:
                 with make_sessionmaker(engine)() as session:
-                    for history in histories:
+                    for history, identity in histories:
                         pid = records.save(session, history, kb, as_of, _who())
+                        if identity is not None:
+                            identities.save_identity(session, pid, identity, user=_who())
                         typer.echo(f"stored {pid}")
             finally:
                 engine.dispose()
@@ -99,9 +129,17 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Argument(help="patients to export (default: all)")
         ] = None,
         out_dir: Annotated[Path, typer.Option("--out", help="folder to write to")] = Path("."),
+        with_identity: Annotated[
+            bool,
+            typer.Option(
+                "--with-identity",
+                help="also write each patient's name, date of birth and identifiers "
+                "(an `identity` mapping; left out by default)",
+            ),
+        ] = False,
         database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     ) -> None:
-        """Write stored histories as history files (<patient id>.yaml)."""
+        """Write stored histories as history files (<patient id>.yaml), without identity."""
         engine = make_engine(normalise_url(database_url))
         try:
             with make_sessionmaker(engine)() as session:
@@ -113,6 +151,10 @@ def register(app: typer.Typer) -> None:
                     except repository.PatientNotFoundError as exc:
                         raise _fail("unknown_patient", str(exc)) from None
                     data = history.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    if with_identity:
+                        identity = identities.load_identity(session, pid, user=_who())
+                        if identity is not None:
+                            data = {"identity": identities.identity_data(identity), **data}
                     target = out_dir / f"{pid}.yaml"
                     target.write_text(
                         yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"

@@ -12,6 +12,11 @@ Two kinds, every date relative to ``today``:
 
 Deterministic: a patient's journey depends on its number alone (a seeded generator), and its dates
 on ``today`` alone, so ``demo_data(today)`` is the same list on every run.
+
+Every demo patient also gets a synthetic identity (:func:`demo_identity`): an invented family name
+that reads as made up (``Sampleton``, ``Testwood``, …), a common given name, an MRN ``DEMO-…`` in
+the ``urn:trdnav:demo:mrn`` system and the history's date of birth, so the pages look like a
+clinic's without naming anyone.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from typing import Any
 
 import yaml
 
+from trdnav.identity import Identifier, PatientIdentity
 from trdnav.knowledge.load import default_knowledge
 from trdnav.storage import records
 from trdnav.storage.engine import make_engine, make_sessionmaker
+from trdnav.storage.identity import save_identity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -379,6 +386,58 @@ def demo_data(today: date) -> list[HistoryData]:
     return example_data(today) + generated_data(today)
 
 
+# --- synthetic identities ------------------------------------------------------------------------
+
+DEMO_FAMILY_NAMES = (
+    "Sampleton",
+    "Testwood",
+    "Demoray",
+    "Placeholt",
+    "Fictora",
+    "Mockford",
+    "Exampleby",
+    "Synthwell",
+    "Dummington",
+    "Pretendo",
+    "Madeupson",
+    "Trialworth",
+)
+DEMO_GIVEN_NAMES = (
+    "Alex",
+    "Jordan",
+    "Sam",
+    "Robin",
+    "Casey",
+    "Morgan",
+    "Jamie",
+    "Taylor",
+    "Riley",
+    "Avery",
+    "Quinn",
+    "Harper",
+    "Rowan",
+)
+DEMO_MRN_SYSTEM = "urn:trdnav:demo:mrn"
+
+
+def demo_identity(n: int, birth_date: date | None) -> PatientIdentity:
+    """The synthetic identity of demo patient ``n`` (0-based, in ``demo_data`` order)."""
+    rng = random.Random(f"trdnav-demo-identity-{n}")  # noqa: S311 - synthetic, not secrets
+    family = DEMO_FAMILY_NAMES[n % len(DEMO_FAMILY_NAMES)]
+    # (family, first given name) differ for every n < 156: no two demo patients share a name
+    given = [DEMO_GIVEN_NAMES[(n // len(DEMO_FAMILY_NAMES) * 5 + n) % len(DEMO_GIVEN_NAMES)]]
+    if rng.random() < 0.3:
+        given.append(rng.choice([g for g in DEMO_GIVEN_NAMES if g != given[0]]))
+    mrn = f"DEMO-{100001 + n * 37:06d}"
+    return PatientIdentity(
+        given=tuple(given),
+        family=family,
+        birth_date=birth_date,
+        mrn=mrn,
+        identifiers=(Identifier(system=DEMO_MRN_SYSTEM, value=mrn, type="MR"),),
+    )
+
+
 def load_demo(url: str, today: date) -> int:
     kb = default_knowledge()
     engine = make_engine(url)
@@ -387,7 +446,9 @@ def load_demo(url: str, today: date) -> int:
             n = 0
             for data in demo_data(today):
                 history = records.validate(data, kb, today)
-                records.save(session, history, kb, today, "demo")
+                pid = records.save(session, history, kb, today, "demo")
+                identity = demo_identity(n, history.patient.birth_date)
+                save_identity(session, pid, identity, user="demo")
                 n += 1
             return n
     finally:

@@ -68,6 +68,9 @@ def parse_history(data: Any, kb: Knowledge, today: date, file: str | None = None
                 )
             ]
         )
+    # identity (name, MRN: `trdnav export --with-identity`) is clinic metadata, not part of the
+    # clinical history: the assessment reads the history without it
+    data = {k: v for k, v in data.items() if k != "identity"}
     try:
         history = History.model_validate(data)
     except ValidationError as exc:

@@ -34,6 +34,7 @@ EXPECTED_TABLES = {
     "login_attempts",
     "api_tokens",
     "courses",
+    "patient_identities",
 }
 
 

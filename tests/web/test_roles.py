@@ -44,6 +44,7 @@ ADMIN = frozenset({"admin"})
 WRITE = frozenset({"admin", "clinician"})
 READ = frozenset({"admin", "clinician", "read_only"})
 PUBLIC = frozenset({"public"})
+EHR = frozenset({"ehr_jwt"})  # CDS Hooks: an EHR's signed JWT, never a user's session or token
 ROLES = ("admin", "clinician", "read_only")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -116,6 +117,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/patients/{patient_id}/pgx/new"): WRITE,
     ("GET", "/patients/{patient_id}/medications/new"): WRITE,
     ("POST", "/patients/{patient_id}/medications/new"): WRITE,
+    ("GET", "/patients/{patient_id}/identity"): WRITE,
+    ("POST", "/patients/{patient_id}/identity"): WRITE,
     # documents
     ("GET", "/patients/{patient_id}/summary"): READ,
     ("GET", "/patients/{patient_id}/summary.pdf"): READ,
@@ -138,6 +141,15 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/patients"): READ,
     ("POST", "/api/patients"): WRITE,
     ("GET", "/api/patients/{patient_id}"): READ,
+    ("GET", "/api/patients/{patient_id}/$everything"): READ,
+    # CDS Hooks: discovery is open (no patient data); the hooks answer only an EHR's signed JWT
+    ("GET", "/cds-services"): PUBLIC,
+    ("POST", "/cds-services/{service_id}"): EHR,
+    ("POST", "/cds-services/{service_id}/feedback"): EHR,
+    # FHIR import: the API and the upload page
+    ("POST", "/api/fhir/import"): WRITE,
+    ("GET", "/fhir/import"): WRITE,
+    ("POST", "/fhir/import"): WRITE,
     ("PUT", "/api/patients/{patient_id}"): WRITE,
     ("GET", "/api/patients/{patient_id}/assessment"): READ,
     ("GET", "/api/patients/{patient_id}/alerts"): READ,
@@ -232,7 +244,7 @@ def test_every_route_declares_exactly_the_roles_of_its_policy_line(routes_only: 
     for method, path, route in app_routes(routes_only):
         expected = POLICY.get((method, path))
         declared = declared_roles(route)
-        if expected == PUBLIC:
+        if expected in (PUBLIC, EHR):
             ok = not declared
         else:
             ok = declared == {expected}
@@ -350,6 +362,7 @@ def build_world(app: FastAPI, db_url: str, kb: Knowledge) -> World:
         "alert_key": quote(summary.alert_keys[0], safe=""),
         "index": "0",
         "course_id": "C-NONE",
+        "service_id": "trdnav-patient-view",
         "number": "1",
     }
     client = TestClient(
@@ -383,6 +396,11 @@ def check_route(world: World, method: str, path: str) -> list[str]:
                 f"{method} {path} as {who}: got {response.status_code} {location}, want {want}"
             )
 
+    if admitted == EHR:  # no user, signed in or not, gets past the EHR's JWT check
+        for who in (*ROLES, None):
+            response = world.request(method, path, who)
+            expect(str(who), lambda s, _l: s == 401, response, "401 (EHR JWT required)")
+        return problems
     for role in ROLES:
         response = world.request(method, path, role)
         if "public" in admitted or role in admitted:
@@ -456,6 +474,8 @@ def test_the_security_doc_prints_exactly_this_table() -> None:
         cell = cell.strip()
         if cell == "anyone (no sign-in)":
             return PUBLIC
+        if cell == "an EHR with a signed JWT (no user)":
+            return EHR
         return frozenset(names[r.strip()] for r in cell.split(","))
 
     documented = {(method, path): roles(cell) for method, path, cell in rows}

@@ -327,6 +327,29 @@ def _refuse_audit_changes(session: Session, _context: Any, _instances: Any) -> N
             raise AppendOnlyError("audit events are append-only")
 
 
+class PatientIdentityRow(Base):
+    """Who the patient is (:class:`~trdnav.identity.PatientIdentity`), one row per patient, kept
+    apart from the history so that a history export leaves it out; read and written only through
+    :mod:`trdnav.storage.identity` (every read audited).
+
+    ``search_text`` is the lower-cased, accent-free text the patient list searches (names, MRN,
+    identifier values, date of birth); ``version`` is this row's own optimistic-locking version.
+    """
+
+    __tablename__ = "patient_identities"
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    given: Mapped[list[str]] = mapped_column(JSON)
+    family: Mapped[str | None] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    mrn: Mapped[str | None] = mapped_column(String(200), index=True)
+    identifiers: Mapped[list[dict[str, str | None]]] = mapped_column(JSON)
+    search_text: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CourseRow(Base):
     """One interventional course, the :class:`~trdnav.core.courses.model.Course` saved whole as
     JSON in ``data``; the other columns are copies for listing and filtering."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trdnav.core.alerts import Alert
 from trdnav.core.history import History
+from trdnav.identity import PatientIdentity
 from trdnav.knowledge.schema import CrisisResource, Drug, Instrument
 
 
@@ -78,6 +79,11 @@ class PatientRecordOut(Out):
     id: str
     version: int = Field(description="bumped by every save; also sent as the ETag")
     history: History
+    identity: PatientIdentity | None = Field(
+        default=None,
+        description="name, date of birth, MRN and identifiers: only with `with_identity=true` "
+        "(and when recorded); an audited read",
+    )
 
 
 class AcknowledgementOut(Out):

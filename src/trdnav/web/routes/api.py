@@ -35,6 +35,7 @@ from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge
 from trdnav.storage import models as m
 from trdnav.storage import records, repository
+from trdnav.storage.identity import load_identity
 from trdnav.storage.repository import PatientNotFoundError, StaleRecordError, record_audit
 from trdnav.web.api_answers import acknowledgement_out, alerts_out, change_out, list_rows, row_out
 from trdnav.web.api_docs import api_reference
@@ -163,11 +164,23 @@ def create_patient(
     responses=READ_ERRORS,
 )
 def read_patient(
-    request: Request, response: Response, patient_id: PatientId, db: SessionDep, user: Reader
+    request: Request,
+    response: Response,
+    patient_id: PatientId,
+    db: SessionDep,
+    user: Reader,
+    with_identity: Annotated[
+        bool, Query(description="also return the patient's identity (left out by default)")
+    ] = False,
 ) -> PatientRecordOut:
     history, version = repository.load_record(db, patient_id, user.who, client_ip(request))
     response.headers["ETag"] = etag(version)
-    return PatientRecordOut(id=patient_id, version=version, history=history)
+    identity = (
+        load_identity(db, patient_id, user=user.who, ip=client_ip(request))
+        if with_identity
+        else None
+    )
+    return PatientRecordOut(id=patient_id, version=version, history=history, identity=identity)
 
 
 @router.put(

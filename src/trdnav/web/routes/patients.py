@@ -1,4 +1,9 @@
-"""The patient list, the patient page, its chart, and acknowledging alerts."""
+"""The patient list, the patient page, its chart, and acknowledging alerts.
+
+The list and the page show the patient's identity (name, date of birth, MRN) beside the clinic
+identifier; each identity shown is an audited read (:mod:`trdnav.storage.identity`). The identity
+form's routes (:mod:`trdnav.web.routes.identity`) are included in this module's router.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,16 @@ from sqlalchemy.orm import Session
 
 from trdnav.core.alerts import Alert
 from trdnav.core.measures import score_measurements
+from trdnav.identity import PatientIdentity
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports.chart import default_instrument, render_chart
+from trdnav.storage import identity as identities
 from trdnav.storage import models as m
 from trdnav.storage import records
 from trdnav.storage.repository import PatientNotFoundError, record_audit
 from trdnav.web.deps import KnowledgeDep, Reader, SessionDep, TodayDep, Writer, client_ip
 from trdnav.web.pages import render
+from trdnav.web.routes import identity as identity_routes
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,19 +61,39 @@ def acknowledgements(db: Session, patient_row_ids: list[int]) -> dict[int, dict[
 def patient_rows(
     db: Session, today: date, search: str, show: str, page: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the list (suicide-risk and open alerts first), and the number matching."""
-    return list_slice(db, today, search, show, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    """One page of the list (suicide-risk and open alerts first), and the number matching;
+    searched and shown with each patient's identity."""
+    offset = (page - 1) * PAGE_SIZE
+    return list_slice(db, today, search, show, PAGE_SIZE, offset, identity=True)
 
 
 def list_slice(
-    db: Session, today: date, search: str, show: str, limit: int, offset: int
+    db: Session,
+    today: date,
+    search: str,
+    show: str,
+    limit: int,
+    offset: int,
+    *,
+    identity: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    """``limit`` rows of the list from ``offset``, and the number matching."""
+    """``limit`` rows of the list from ``offset``, and the number matching.
+
+    ``search`` matches part of the clinic identifier; with ``identity`` also every word of it in
+    the name, MRN, other identifiers or date of birth, and each row carries its ``identity``
+    (None when none is recorded; the caller audits what it shows).
+    """
     query = select(m.Patient, m.PatientSummary).outerjoin(
         m.PatientSummary, m.PatientSummary.patient_id == m.Patient.id
     )
+    if identity:
+        query = query.add_columns(m.PatientIdentityRow).outerjoin(
+            m.PatientIdentityRow, m.PatientIdentityRow.patient_id == m.Patient.id
+        )
     if search:
-        query = query.where(m.Patient.external_id.ilike(f"%{search}%"))
+        by_id = m.Patient.external_id.ilike(f"%{search}%")
+        by_identity = identities.search_clause(search) if identity else None
+        query = query.where(by_id if by_identity is None else or_(by_id, by_identity))
     if show == "overdue":
         query = query.where(m.PatientSummary.next_due < today)
     elif show == "trd":
@@ -76,10 +104,12 @@ def list_slice(
     query = query.order_by(
         m.PatientSummary.suicide_risk.desc(), m.PatientSummary.next_due, m.Patient.external_id
     )
-    found = db.execute(query.limit(limit).offset(offset)).all()
-    acks = acknowledgements(db, [p.id for p, _ in found])
+    found: list[Any] = list(db.execute(query.limit(limit).offset(offset)).all())
+    acks = acknowledgements(db, [r[0].id for r in found])
     rows = []
-    for patient, summary in found:
+    for found_row in found:
+        patient, summary = found_row[0], found_row[1]
+        stored_identity = found_row[2] if identity else None
         keys = summary.alert_keys if summary else []
         open_keys = [k for k in keys if k not in acks[patient.id]]
         overdue = [
@@ -94,6 +124,7 @@ def list_slice(
                 "open_alerts": len(open_keys),
                 "suicide_open": any(k.startswith("suicide_risk|") for k in open_keys),
                 "overdue": overdue,
+                "identity": identities.shown_identity(stored_identity),
             }
         )
     return rows, total
@@ -112,6 +143,8 @@ def patient_list(
     q = q.strip()
     rows, total = patient_rows(db, today, q, show, page)
     record_audit(db, user.who, "list", "patient", None, client_ip(request))
+    named = [r["id"] for r in rows if r["identity"] is not None]
+    identities.audit_listed(db, user.who, named, client_ip(request))
     db.commit()
     context = {
         "rows": rows,
@@ -147,7 +180,11 @@ def alerts_context(record: records.Record, db: Session, patient_row_id: int) -> 
 
 
 def page_context(
-    record: records.Record, db: Session, kb: Knowledge, patient_row_id: int
+    record: records.Record,
+    db: Session,
+    kb: Knowledge,
+    patient_row_id: int,
+    identity: PatientIdentity | None = None,
 ) -> dict[str, Any]:
     """Everything the patient page shows, computed by the core (nothing re-derived here)."""
     from trdnav.reports.timeline import render_timeline_svg
@@ -163,6 +200,7 @@ def page_context(
         "chart_instrument": default_instrument(scored),
         "instruments": [(i, kb.instruments[i].name) for i in instruments],
         "kb": kb,
+        "identity": identity,
     }
 
 
@@ -179,7 +217,8 @@ def patient_page(
     row_id = records.patient_row_id(db, patient_id)
     if row_id is None:  # pragma: no cover - load raised already
         raise PatientNotFoundError(patient_id)
-    context = page_context(record, db, kb, row_id)
+    identity = identities.load_identity(db, patient_id, user=user.who, ip=client_ip(request))
+    context = page_context(record, db, kb, row_id, identity)
     return render(request, "patients/page.html", context, today=today)
 
 
@@ -281,3 +320,7 @@ def acknowledge_alert(
         context = alerts_context(record, db, row_id or 0)
         return render(request, "patients/_alerts.html", context, today=today)
     return RedirectResponse(f"/patients/{patient_id}#alerts", status_code=303)
+
+
+# the identity form's routes are served with the patient pages
+router.include_router(identity_routes.router)
