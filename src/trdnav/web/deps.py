@@ -129,6 +129,7 @@ async def check_csrf(request: Request) -> None:
     if data is None:
         return  # get_current_user refuses it (sign-in itself is checked in its route)
     given = request.headers.get(CSRF_HEADER)
+    form = None
     if given is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
@@ -136,6 +137,8 @@ async def check_csrf(request: Request) -> None:
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
     if not csrf_matches(data.csrf, given):
+        if form is not None:
+            await form.close()  # a refused upload's temporary files are closed at once
         raise ForbiddenError("the form's security token is missing or out of date")
 
 
