@@ -82,17 +82,17 @@ class CurrentState(BaseModel):
 
     step: str  # a PlanStep of knowledge.plan
     label: str  # the step's label from the knowledge base
-    drug: str | None  # the current antidepressant (drug id)
-    trial_index: int | None
+    drug: str | None = None  # the current antidepressant (drug id); None: no current trial
+    trial_index: int | None = None
     ongoing: tuple[OngoingTreatment, ...]
-    adequacy: Adequacy
-    adequacy_detail: str
-    response: ResponseState
-    response_detail: str  # the measured or recorded basis, e.g. "PHQ-9 22 → 3 (−86.4 %)"
-    response_source: Literal["scores", "recorded", "none"]
-    weeks_since_remission: float | None
-    sustained_remission: bool | None
-    response_lost_on: date | None
+    adequacy: Adequacy = "none"
+    adequacy_detail: str = ""
+    response: ResponseState = "none"
+    response_detail: str = ""  # the measured or recorded basis, e.g. "PHQ-9 22 → 3 (−86.4 %)"
+    response_source: Literal["scores", "recorded", "none"] = "none"
+    weeks_since_remission: float | None = None
+    sustained_remission: bool | None = None
+    response_lost_on: date | None = None
     bipolar: bool
     ladder: str | None = None  # the bipolar ladder's statement, shown at the top of the plan
     explanations: tuple[Explanation, ...]
@@ -296,20 +296,10 @@ def current_state(
                 citations=pathway.states["no_current_treatment"].source,
             )
         )
-        return CurrentState(
+        return CurrentState(  # the trial fields keep their "no current trial" defaults
             step=step,
             label=label,
-            drug=None,
-            trial_index=None,
             ongoing=ongoing,
-            adequacy="none",
-            adequacy_detail="",
-            response="none",
-            response_detail="",
-            response_source="none",
-            weeks_since_remission=None,
-            sustained_remission=None,
-            response_lost_on=None,
             bipolar=bipolar,
             ladder=ladder,
             explanations=tuple(notes),
