@@ -39,6 +39,7 @@ from trdnav.web.settings import DEV_SECRET, WebSettings
 
 from .conftest import PASSWORD, make_settings, signed_in, signin_token, store_examples
 from .test_roles import (
+    EHR,
     POLICY,
     PUBLIC,
     UNSAFE,
@@ -292,7 +293,8 @@ def world(app: FastAPI, db_url: str, kb: Knowledge) -> World:
 
 def session_routes() -> list[tuple[str, str]]:
     """Every state-changing route used with the session cookie (sign-in has its own test)."""
-    return sorted(k for k, roles in POLICY.items() if k[0] in UNSAFE and roles != PUBLIC)
+    # public routes and the CDS hooks (an EHR's JWT, never a session cookie) carry no CSRF token
+    return sorted(k for k, roles in POLICY.items() if k[0] in UNSAFE and roles not in (PUBLIC, EHR))
 
 
 def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token_and_stores_nothing(
