@@ -3,11 +3,14 @@ verified, and the Markdown written for clinical review (docs/knowledge, with rev
 
 from __future__ import annotations
 
+import json
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -45,8 +48,19 @@ def _figure(name: str, tally: Tally, check: TargetCheck) -> str:
     )
 
 
-def render_stats(stats: KnowledgeStats, console: Console, show_all: bool) -> None:
-    """The per-area and per-weight tables, the two target figures and the unverified facts."""
+def verification_gaps() -> dict[str, str]:
+    """Why each area is below target (knowledge/data/verification_gaps.yaml): area -> reason."""
+    path = resources.files("trdnav.knowledge") / "data" / "verification_gaps.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    areas = raw.get("areas") or {}
+    return {str(k): str(v) for k, v in areas.items()}
+
+
+def render_stats(
+    stats: KnowledgeStats, console: Console, show_all: bool, gaps: dict[str, str] | None = None
+) -> None:
+    """The per-area and per-weight tables, the two target figures, why each area below the
+    overall target is there, and the unverified facts."""
     console.print(_table(f"Knowledge base {stats.kb_version}: facts by area", "area", stats.areas))
     weights = {Weight(w).label: t for w, t in stats.weights.items()}
     console.print(_table("Facts by clinical weight", "weight", weights))
@@ -58,6 +72,16 @@ def render_stats(stats: KnowledgeStats, console: Console, show_all: bool) -> Non
             stats.targets["safety_rules_and_doses"],
         )
     )
+    below = [
+        area
+        for area, tally in stats.areas.items()
+        if tally.percent < stats.targets["overall"].target_percent
+    ]
+    if below and gaps is not None:
+        console.print("\nWhy not, per area below the overall target:")
+        for area in below:
+            reason = gaps.get(area, "no reason recorded in verification_gaps.yaml")
+            console.print(f"  {area}: {reason}", markup=False)
     missing = len(stats.verified_without_checked_against)
     if missing:
         console.print(
@@ -98,10 +122,13 @@ def register(app: typer.Typer) -> None:
         unverified facts, most clinically weighty first. A report: the exit code is 0 whether
         or not the targets are met."""
         stats = knowledge_stats(default_knowledge())
+        gaps = verification_gaps()
         if as_json:
-            sys.stdout.write(stats.model_dump_json(indent=2) + "\n")
+            data = stats.model_dump(mode="json")
+            data["gaps"] = {a: r for a, r in gaps.items() if a in stats.areas}
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
             return
-        render_stats(stats, Console(soft_wrap=False), show_all)
+        render_stats(stats, Console(soft_wrap=False), show_all, gaps)
 
     @knowledge_app.command("docs")
     def docs_command(

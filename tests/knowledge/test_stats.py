@@ -210,7 +210,9 @@ def test_the_json_report_has_stable_keys():
         "unverified",
         "verified_without_checked_against",
         "facts",
+        "gaps",
     }
+    assert set(data["gaps"]) <= set(data["areas"])
     assert set(data["overall"]) == {"verified", "total", "percent"}
     assert set(data["targets"]) == {"overall", "safety_rules_and_doses"}
     assert set(data["targets"]["overall"]) == {"target_percent", "percent", "met"}
@@ -280,3 +282,15 @@ def test_the_review_page_lists_every_fact_once_then_a_sign_off_block(kb):
     assert f"knowledge base {stats.kb_version}" in page.splitlines()[2]
     assert page.index("## Sign-off") > page.index("## Verified facts")
     assert "| reviewer | role and registration | date |" in page
+
+
+def test_every_area_below_the_overall_target_says_why_not():
+    from trdnav.cli_knowledge import verification_gaps
+    from trdnav.knowledge.load import default_knowledge
+    from trdnav.knowledge.stats import knowledge_stats
+
+    stats = knowledge_stats(default_knowledge())
+    gaps = verification_gaps()
+    target = stats.targets["overall"].target_percent
+    below = [a for a, t in stats.areas.items() if t.percent < target]
+    assert below and all(a in gaps and len(gaps[a]) > 20 for a in below), below
