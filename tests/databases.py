@@ -52,6 +52,12 @@ def pg_template() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a fresh, fully migrated database on each backend."""
+    yield from fresh_database(request, tmp_path)
+
+
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh migrated database on the engine of ``request.param`` (sqlite or postgresql):
+    SQLite in ``tmp_path``, PostgreSQL copied from the migrated template and dropped after."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'trdnav.db'}"
         upgrade(url)

@@ -4,14 +4,13 @@ the history and the identity; importing the same data again changes nothing."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from trdnav.cli import app as cli_app
@@ -22,7 +21,7 @@ from trdnav.storage.identity import load_identity
 from trdnav.storage.migrations import upgrade
 from trdnav.web.routes import fhir_import
 
-from ..databases import _admin, _pg_url
+from ..databases import fresh_database
 from ..web.conftest import signed_in
 from ..web.test_api import bearer, token_for
 
@@ -60,22 +59,7 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh migrated database on each engine (as tests/databases.py makes them)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'trdnav.db'}"
-        upgrade(url)
-        yield url
-        return
-    template: str = request.getfixturevalue("pg_template")
-    name = f"{template}_{uuid.uuid4().hex[:8]}"
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    try:
-        yield _pg_url(name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_database(request, tmp_path)
 
 
 def test_the_cli_stores_history_and_identity_and_a_second_import_changes_nothing(
