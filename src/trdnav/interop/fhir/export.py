@@ -55,6 +55,7 @@ from trdnav.interop.fhir.export_codes import (
     ext,
     iso,
     item_identifier,
+    item_keys,
     ref,
     resource_id,
 )
@@ -213,8 +214,7 @@ def _condition(index: int, c: Condition, history: History, kb: Knowledge, patien
     )
     res: Json = {
         "resourceType": "Condition",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "clinicalStatus": concept(coding(CONDITION_CLINICAL, _clinical_status(c, kb))),
         "category": [
             concept(

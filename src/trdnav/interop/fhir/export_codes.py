@@ -118,6 +118,11 @@ def item_identifier(patient_id: str, path: str) -> Json:
     return {"system": NS_ITEM, "value": f"{patient_id}/{path}"}
 
 
+def item_keys(patient_id: str, path: str) -> Json:
+    """``id`` and ``identifier`` of the resource made from ``path``: both derived from it."""
+    return {"id": resource_id(patient_id, path), "identifier": [item_identifier(patient_id, path)]}
+
+
 def iso(d: date | None) -> str | None:
     return None if d is None else d.isoformat()
 

@@ -32,6 +32,7 @@ from trdnav.interop.fhir.export_codes import (
     ext,
     iso,
     item_identifier,
+    item_keys,
     number,
     ref,
     resource_id,
@@ -122,8 +123,7 @@ def measurement_observation(
     path = f"measurements/{index}"
     res: Json = {
         "resourceType": "Observation",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "status": "final",
         "category": _category("survey", "Survey"),
         "code": _instrument_code(m.instrument, inst),
@@ -173,8 +173,7 @@ def lab_observation(index: int, lab: Lab, history: History, kb: Knowledge, patie
     codings = [coding(CS_LAB, known.id, known.name)] if known else []
     return {
         "resourceType": "Observation",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "status": "final",
         "category": _category("laboratory", "Laboratory"),
         "code": concept(*codings, text=lab.test),
@@ -189,8 +188,7 @@ def pgx_observation(index: int, p: PgxResult, history: History, patient: Json) -
     path = f"pgx/{index}"
     res: Json = {
         "resourceType": "Observation",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "status": "final",
         "category": _category("laboratory", "Laboratory"),
         "code": concept(coding(CS_PGX, p.gene, f"{p.gene} phenotype"), text=f"{p.gene} phenotype"),
@@ -212,8 +210,7 @@ def staging_input_observations(s: StagingInputs, history: History, patient: Json
         path = f"staging_inputs/{name}"
         res: Json = {
             "resourceType": "Observation",
-            "id": resource_id(pid, path),
-            "identifier": [item_identifier(pid, path)],
+            **item_keys(pid, path),
             "status": "final",
             "category": _category("social-history", "Social History"),
             "code": concept(coding(CS_STAGING_INPUT, name), text=name.replace("_", " ")),
@@ -252,8 +249,7 @@ def _status_obs(
 ) -> Json:
     return {
         "resourceType": "Observation",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "status": "final",
         "category": _category("social-history", "Social History"),
         "code": concept(coding(LOINC, *code), text=code[1]),
@@ -268,8 +264,7 @@ def clinician_alert(index: int, a: ClinicianAlert, history: History, patient: Js
     path = f"clinician_alerts/{index}"
     res: Json = {
         "resourceType": "RiskAssessment",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "status": "final",
         "code": concept(coding(CS_SUICIDE_RISK, a.type, "suicide risk"), text="suicide risk"),
         "subject": patient,

@@ -40,6 +40,7 @@ from trdnav.interop.fhir.export_codes import (
     ext,
     iso,
     item_identifier,
+    item_keys,
     mg_per_day,
     number,
     resource_id,
@@ -173,8 +174,7 @@ def current_medication_statement(
     path = f"current_medications/{index}"
     res: Json = {
         "resourceType": "MedicationStatement",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "status": "active",
         "category": _kind("current-medication", "a drug taken now (interaction checks)"),
         "medicationCodeableConcept": _medication_concept(c.drug, kb),
@@ -245,8 +245,7 @@ def procedure(
     path = treatment_path(index)
     res: Json = {
         "resourceType": "Procedure",
-        "id": resource_id(pid, path),
-        "identifier": [item_identifier(pid, path)],
+        **item_keys(pid, path),
         "status": "in-progress" if _status(t.stop, as_of) == "active" else "completed",
         "category": _kind("treatment-course", "a non-drug treatment course of the history"),
         "code": _procedure_code(t, kb),
