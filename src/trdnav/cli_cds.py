@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
                 log_level="warning",
             )
             return
-        from trdnav.interop.cdshooks.app import create_cds_app
+        from trdnav.interop.cdshooks.app import create_cds_app, freeze_long_lived
 
-        uvicorn.run(create_cds_app(settings), host=host, port=port, log_level="warning")
+        app = create_cds_app(settings)
+        freeze_long_lived()
+        uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -87,6 +87,10 @@ class _CachedSet:
     fetched: float
 
 
+class JwksNotCached(Exception):
+    """Raised by a verification told not to fetch keys when the issuer's keys must be fetched."""
+
+
 class JwksCache:
     """JWK Sets by URL (or an issuer's inline set), kept ``jwks_cache_seconds``."""
 
@@ -109,16 +113,22 @@ class JwksCache:
             self._sets[url] = entry
         return entry
 
-    def key_set(self, issuer: TrustedIssuer, url: str | None, kid: str) -> KeySet:
+    def key_set(
+        self, issuer: TrustedIssuer, url: str | None, kid: str, *, fetch: bool = True
+    ) -> KeySet:
+        """The issuer's keys; with ``fetch=False``, :class:`JwksNotCached` instead of a fetch."""
         if url is None:
             return self._inline(issuer)
         now = time.monotonic()
         with self._lock:
             entry = self._sets.get(url)
-        if entry is None or now - entry.fetched > self._settings.jwks_cache_seconds:
+        stale = entry is None or now - entry.fetched > self._settings.jwks_cache_seconds
+        if not stale and entry is not None and not _has_kid(entry.keys, kid):
+            stale = now - entry.fetched > JWKS_RETRY_SECONDS  # the issuer may have rotated keys
+        if stale and not fetch:
+            raise JwksNotCached(url)
+        if entry is None or stale:
             entry = self._load(url)
-        if not _has_kid(entry.keys, kid) and now - entry.fetched > JWKS_RETRY_SECONDS:
-            entry = self._load(url)  # the issuer may have rotated its keys
         return entry.keys
 
     def _inline(self, issuer: TrustedIssuer) -> KeySet:
@@ -167,9 +177,16 @@ class JwtVerifier:
         self.replay = replay or ReplayStore(clock)
         self._clock = clock
 
-    def verify(self, authorization: str | None, audience: str | tuple[str, ...]) -> dict[str, Any]:
+    def verify(
+        self,
+        authorization: str | None,
+        audience: str | tuple[str, ...],
+        *,
+        fetch_keys: bool = True,
+    ) -> dict[str, Any]:
         """The verified claims of the caller's JWT for a call of ``audience`` (the URL called;
-        several when more than one is acceptable)."""
+        several when more than one is acceptable). With ``fetch_keys=False`` nothing is fetched:
+        :class:`JwksNotCached` (before any claim is checked or a jti is spent) when it would be."""
         token = bearer_token(authorization)
         if len(token) > MAX_TOKEN_BYTES:
             raise CdsAuthError("malformed_token", "the JWT is longer than 16 KB")
@@ -194,7 +211,7 @@ class JwtVerifier:
         if jku is not None and jku not in issuer.allowed_jku:
             raise CdsAuthError("untrusted_jku", f"jku {jku!r} is not allowed for this issuer")
         url = jku if isinstance(jku, str) else issuer.jwks_url
-        keys = self.jwks.key_set(issuer, url, kid)
+        keys = self.jwks.key_set(issuer, url, kid, fetch=fetch_keys)
         if not _has_kid(keys, kid):
             raise CdsAuthError("unknown_key", f"no key {kid!r} in the issuer's JWK Set")
         try:
