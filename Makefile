@@ -46,6 +46,7 @@ unit: $(STAMP) services
 test: lint typecheck unit
 
 bench: $(STAMP)  # runs every benchmark, then fails if any missed its target
+	bash .ci/ensure-wrk
 	status=0; \
 	$(BIN)/python bench/bench_assess.py || status=1; \
 	$(BIN)/python bench/bench_measurement.py || status=1; \

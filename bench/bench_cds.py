@@ -3,9 +3,10 @@
 The standalone service (``trdnav.interop.cdshooks.app:app_from_env``, what ``trdnav cds serve``
 runs; uvicorn, one process, fixed ``today``) is started on a free port of 127.0.0.1; the EHR's
 JWK Set is served by a small HTTP server in this process on another loopback port. Every request
-carries a freshly signed ES384 JWT (signed before the clock starts; each ``jti`` used once) and a
-prefetch of 200 FHIR R4 resources (Patient, Conditions, MedicationRequests, MedicationDispenses,
-PHQ-9 Observations by item and total, labs) of one of ``--patients`` generated patients.
+carries a freshly signed ES384 JWT (``--alg RS384``: RS384; signed before the clock starts; each
+``jti`` used once) and a prefetch of 200 FHIR R4 resources (Patient, Conditions,
+MedicationRequests, MedicationDispenses, PHQ-9 Observations by item and total, labs) of one of
+``--patients`` generated patients.
 
 Phases (each bounded in requests and time; the run stops by itself):
 
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 HOST = "127.0.0.1"
 TARGET_P99_MS = 50.0
@@ -69,7 +70,12 @@ DRUGS = [  # (rxnorm ingredient, name, adequate daily mg)
     ("42347", "bupropion", 300),
     ("15996", "mirtazapine", 45),
 ]
-KEY = ECKey.generate_key("P-384", parameters={"kid": "bench-ec", "alg": "ES384", "use": "sig"})
+# the EHR's signing keys; --alg chooses (CDS Hooks names ES384 and RS384)
+KEYS: dict[str, ECKey | RSAKey] = {
+    "ES384": ECKey.generate_key("P-384", parameters={"kid": "bench-ec", "alg": "ES384"}),
+    "RS384": RSAKey.generate_key(2048, parameters={"kid": "bench-rsa", "alg": "RS384"}),
+}
+ALG = "ES384"
 
 
 # --- data: one patient's record, 200 resources -------------------------------------------------
@@ -250,7 +256,7 @@ def free_port() -> int:
 
 
 def serve_jwks() -> tuple[ThreadingHTTPServer, str]:
-    data = json.dumps(KeySet([KEY]).as_dict(private=False)).encode()
+    data = json.dumps(KeySet(list(KEYS.values())).as_dict(private=False)).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -333,13 +339,14 @@ class Tokens:
 
     def __init__(self, aud: str, count: int) -> None:
         now = int(time.time())
-        header = {"alg": "ES384", "typ": "JWT", "kid": KEY.kid}
+        key = KEYS[ALG]
+        header = {"alg": ALG, "typ": "JWT", "kid": key.kid}
         self._tokens = [
             jwt.encode(
                 header,
                 {"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 900, "jti": uuid.uuid4().hex},
-                KEY,
-                algorithms=["ES384"],
+                key,
+                algorithms=[ALG],
             )
             for _ in range(count)
         ]
@@ -563,8 +570,13 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="service processes (each its own memo and jti store)"
     )
+    parser.add_argument(
+        "--alg", choices=sorted(KEYS), default="ES384", help="the EHR's JWT signature algorithm"
+    )
     args = parser.parse_args()
-    print("building records…", flush=True)
+    global ALG
+    ALG = args.alg
+    print(f"building records… (JWTs signed {ALG})", flush=True)
     distinct = args.patients + 2 * args.cold
     records = [record(n) for n in range(distinct)]
     size = sum(len(json.dumps(r)) for r in records) / len(records)
