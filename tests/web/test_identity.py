@@ -8,6 +8,7 @@ on both engines in tests/storage/test_identity*.py.
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date
 from pathlib import Path
@@ -226,3 +227,45 @@ def test_the_api_returns_identity_only_when_asked(
     assert identity_events(app, "reader").count(("read", ex10)) == 1
     listed = client.get("/api/patients", params={"q": "Sampleton"}, headers=headers).json()
     assert listed["total"] == 0  # the API's list searches the clinic identifier only
+
+
+def test_the_printed_summary_and_the_course_pages_carry_the_identity(
+    app: FastAPI, client: TestClient, db_url: str, kb: Knowledge
+) -> None:
+    """A page printed or opened from the patient (treatment summary, course pages, course
+    summary) names the patient as the patient page does, and each is an audited read."""
+    from pypdf import PdfReader
+
+    from .test_courses import active_course
+
+    ex10, ex01 = store_examples(db_url, kb, "10", "01")
+    put_identity(db_url, ex10, JANE)
+    signed_in(client, "reader")
+    summary = client.get(f"/patients/{ex10}/summary").text
+    row = re.search(r'<tr class="identity">(.*?)</tr>', summary, re.S)
+    assert row is not None
+    assert "SAMPLETON, Jane Quinn" in row.group(1) and "MRN-0042" in row.group(1)
+    assert "SAMPLETON" not in summary[: summary.index("</title>")]  # not in the title
+    pdf = client.get(f"/patients/{ex10}/summary.pdf")
+    assert pdf.status_code == 200
+    first = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert "SAMPLETON, Jane Quinn" in first and "MRN-0042" in first
+    assert '<tr class="identity">' not in client.get(f"/patients/{ex01}/summary").text
+
+    course = active_course(db_url, kb, ex10, "esketamine")
+    for path in ("", "/sessions/new"):
+        page = client.get(f"/courses/{course.id}{path}")
+        if page.status_code == 403:  # a reader may not open the session form
+            continue
+        line = re.search(r'<p class="identity-line" id="identity">(.*?)</p>', page.text, re.S)
+        assert line is not None, path
+        assert "SAMPLETON, Jane Quinn" in line.group(1) and "MRN MRN-0042" in line.group(1)
+    course_pdf = client.get(f"/courses/{course.id}/summary.pdf")
+    assert course_pdf.status_code == 200
+    text = PdfReader(io.BytesIO(course_pdf.content)).pages[0].extract_text()
+    assert "SAMPLETON, Jane Quinn" in text and "MRN-0042" in text
+    reads = [e for e in identity_events(app, "reader") if e == ("read", ex10)]
+    assert len(reads) >= 4  # summary, PDF, course page, course PDF
+
+    other = active_course(db_url, kb, ex01, "esketamine")
+    assert 'id="identity"' not in client.get(f"/courses/{other.id}").text

@@ -33,6 +33,7 @@ from trdnav.core.courses.results import (
     SessionEvaluation,
 )
 from trdnav.core.history import History
+from trdnav.identity import PatientIdentity
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports.course_chart import CourseScores, _engine, choose_instrument, course_scores
 from trdnav.reports.course_doc import Refs, render_document
@@ -359,8 +360,10 @@ def render_course_summary_html(
     evaluate: Callable[[SessionRecord], SessionEvaluation] | None = None,
     eligibility: EligibilityDecision | None = None,
     instrument: str | None = None,
+    identity: PatientIdentity | None = None,
 ) -> str:
     """The course summary of ``course`` as one HTML document (see the module docstring).
+    ``identity`` (name, date of birth, MRN) heads it when given.
 
     ``planned`` is the schedule (default: :func:`trdnav.core.courses.schedule.planned_sessions`
     on a Monday-to-Friday calendar) and ``evaluate`` the threshold evaluation of a record
@@ -405,6 +408,7 @@ def render_course_summary_html(
         disclaimer=assessment.disclaimer,
         course=course,
         patient=patient,
+        identity=identity,
         age=_age(patient.birth_date, generated_on),
         sex=_words(patient.sex.value),
         p=pv,

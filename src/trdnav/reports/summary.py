@@ -32,6 +32,7 @@ from trdnav.core.history import History, Medication, TreatmentBase
 from trdnav.core.options import OptionResult
 from trdnav.core.reasons import Explanation
 from trdnav.core.staging.result import StageResult
+from trdnav.identity import PatientIdentity
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports.text import SEVERITY_ORDER, STATUS_TEXT, stage_line
 
@@ -369,8 +370,12 @@ def render_summary_html(
     timeline_svg: str | None,
     generated_on: date,
     clinic_name: str = "TRD Navigator",
+    identity: PatientIdentity | None = None,
 ) -> str:
     """The treatment summary of ``assessment`` (made from ``history``) as one HTML document.
+
+    ``identity`` (name, date of birth, MRN) heads the document when given; the history itself
+    knows the patient only by the clinic's identifier.
 
     ``chart_svg`` and ``timeline_svg`` are the outputs of
     :func:`~trdnav.reports.chart.render_chart` (format ``svg``, decoded) and
@@ -397,6 +402,7 @@ def render_summary_html(
         "clinic_name": clinic_name,
         "generated_on": generated_on,
         "patient": patient,
+        "identity": identity,
         "age": _age(patient.birth_date, a.assessed_on),
         "episode": history.episode,
         "diagnosis": DIAGNOSES.get(history.episode.diagnosis.value, "other diagnosis"),

@@ -31,9 +31,11 @@ from trdnav.core.courses.model import (
 from trdnav.core.courses.results import EligibilityDecision, SessionEvaluation
 from trdnav.core.safety import Finding, screen_option
 from trdnav.errors import InputError, Problem
+from trdnav.identity import PatientIdentity
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.protocols import Protocol
 from trdnav.storage import courses as store
+from trdnav.storage import identity as identities
 from trdnav.storage import repository
 
 MIN_REASON = 10
@@ -79,13 +81,16 @@ class Opened:
     course: Course
     version: int
     protocol: Protocol
+    identity: PatientIdentity | None = None  # the patient's name, DOB and MRN, when recorded
 
 
 def open_course(
     db: Session, kb: Knowledge, course_id: str, user: str, ip: str | None = None
 ) -> Opened:
+    """The course, its protocol and the patient's identity (both reads audited)."""
     course, version = store.load_course(db, course_id, user, ip)
-    return Opened(course, version, protocol_of(kb, course.protocol_id))
+    identity = identities.load_identity(db, course.patient_id, user=user, ip=ip)
+    return Opened(course, version, protocol_of(kb, course.protocol_id), identity)
 
 
 def findings_for(

@@ -96,6 +96,7 @@ def summary_html(
         planned=planned,
         evaluate=lambda r: thresholds.evaluate_session(o.protocol, o.course, r),
         eligibility=course_ops.decide(o, findings),
+        identity=o.identity,
     )
 
 

@@ -209,6 +209,7 @@ def _gate_page(
         "top": top or [],
         "values": values or {},
         "kb": kb,
+        "course_identity": o.identity,
     }
     return render(request, "courses/eligibility.html", context, status_code=status, today=today)
 
@@ -329,6 +330,7 @@ def course_context(
         "note_kinds": NOTE_KINDS,
         "plans": PLANS,
         "kb": kb,
+        "course_identity": o.identity,
     }
 
 
@@ -497,6 +499,7 @@ def _session_page(
         "top": top or [],
         "result": result,
         "kb": kb,
+        "course_identity": o.identity,
     }
     return render(request, "courses/session.html", context, status_code=status, today=today)
 

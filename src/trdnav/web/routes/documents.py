@@ -13,11 +13,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from trdnav.core.measures import score_measurements
+from trdnav.identity import PatientIdentity
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports.chart import default_instrument, render_chart
 from trdnav.reports.pdf import render_pdf
 from trdnav.reports.summary import render_summary_html
 from trdnav.reports.timeline import render_timeline_svg
+from trdnav.storage import identity as identities
 from trdnav.storage import records
 from trdnav.storage.repository import record_audit
 from trdnav.web.deps import KnowledgeDep, Reader, SessionDep, SettingsDep, TodayDep, client_ip
@@ -29,7 +31,12 @@ DOCUMENT_CSP = (
 )
 
 
-def summary_document(record: records.Record, kb: Knowledge, clinic_name: str) -> str:
+def summary_document(
+    record: records.Record,
+    kb: Knowledge,
+    clinic_name: str,
+    identity: PatientIdentity | None = None,
+) -> str:
     a = record.assessment
     history = record.history.model_copy(update={"assessed_on": a.assessed_on})
     scored = score_measurements(history, kb)
@@ -43,7 +50,14 @@ def summary_document(record: records.Record, kb: Knowledge, clinic_name: str) ->
             chart = None
     timeline = render_timeline_svg(history, kb, a.assessed_on)
     return render_summary_html(
-        history, a, kb, chart, timeline, generated_on=a.assessed_on, clinic_name=clinic_name
+        history,
+        a,
+        kb,
+        chart,
+        timeline,
+        generated_on=a.assessed_on,
+        clinic_name=clinic_name,
+        identity=identity,
     )
 
 
@@ -58,7 +72,8 @@ def summary_page(
     today: TodayDep,
 ) -> Response:
     record = records.load(db, patient_id, kb, today, user.who, client_ip(request))
-    html = summary_document(record, kb, settings.clinic_name)
+    identity = identities.load_identity(db, patient_id, user=user.who, ip=client_ip(request))
+    html = summary_document(record, kb, settings.clinic_name, identity)
     return HTMLResponse(html, headers={"Content-Security-Policy": DOCUMENT_CSP})
 
 
@@ -73,7 +88,8 @@ def summary_pdf(
     today: TodayDep,
 ) -> Response:
     record = records.load(db, patient_id, kb, today, user.who, client_ip(request))
-    pdf = render_pdf(summary_document(record, kb, settings.clinic_name))
+    identity = identities.load_identity(db, patient_id, user=user.who, ip=client_ip(request))
+    pdf = render_pdf(summary_document(record, kb, settings.clinic_name, identity))
     record_audit(db, user.who, "export_pdf", "patient", patient_id, client_ip(request))
     db.commit()
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", patient_id)[:60]
