@@ -20,7 +20,8 @@ from trdnav.core.history import History, Medication
 from trdnav.demo import PLANS, generated_patient
 from trdnav.history_files import load_history, parse_history
 from trdnav.identity import Identifier, PatientIdentity
-from trdnav.interop.fhir.export import ICD10_DIAGNOSIS, ExportError, export_fhir
+from trdnav.interop.fhir.codes import tables
+from trdnav.interop.fhir.export import ExportError, export_fhir
 from trdnav.interop.fhir.export_codes import (
     CONDITION_CLINICAL,
     CS_ASSESSMENT,
@@ -448,7 +449,9 @@ def test_a_history_with_every_field_validates(kb: Knowledge) -> None:
     assert ect["status"] == "in-progress"  # no stop: ongoing
 
 
-@pytest.mark.parametrize(("diagnosis", "severity"), sorted(ICD10_DIAGNOSIS))
+@pytest.mark.parametrize(
+    ("diagnosis", "severity"), sorted(tables(default_knowledge()).export_icd_diagnosis)
+)
 def test_every_mdd_code_of_the_table_is_in_a_concept_set(
     diagnosis: str, severity: str, kb: Knowledge
 ) -> None:
@@ -462,7 +465,9 @@ def test_every_mdd_code_of_the_table_is_in_a_concept_set(
     history = parse_history(data, kb, TODAY)
     bundle = export_fhir(history, assess(history, kb), kb, timestamp=WHEN)
     episode = next(c for c in resources(bundle, "Condition") if "onsetDateTime" in c)
-    assert codes(episode["code"], ICD10CM) == [ICD10_DIAGNOSIS[(diagnosis, severity)][0]]
+    assert codes(episode["code"], ICD10CM) == [
+        tables(kb).export_icd_diagnosis[(diagnosis, severity)][0]
+    ]
     assert codes(episode["code"], SNOMED) == ["370143000"]
 
 

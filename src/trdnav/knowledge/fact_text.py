@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from trdnav.knowledge.codes import (
+    AnswerCode,
+    CodeEntry,
+    ConditionCode,
+    DiagnosisCode,
+    LabCode,
+    PatientStatusCode,
+    PregnancyCode,
+    ProcedureCode,
+    SeverityCode,
+)
 from trdnav.knowledge.options import GuidelinePlacement, OutcomeFigure, TreatmentOption
 from trdnav.knowledge.plan import BipolarLadder, StateDefinition, StepRule
 from trdnav.knowledge.population import (
@@ -61,6 +72,13 @@ from trdnav.knowledge.workup import (
 )
 
 LABEL_MAX = 200
+SYSTEM_NAMES = {
+    "icd10cm": "ICD-10-CM",
+    "snomed": "SNOMED CT",
+    "loinc": "LOINC",
+    "cpt": "CPT",
+    "hcpcs": "HCPCS",
+}
 
 
 def _g(x: float | None) -> str:
@@ -92,9 +110,45 @@ def _dose(d: DoseSpec) -> str:
     return "dose set by the clinician"
 
 
+def _maps_to(e: CodeEntry) -> str:
+    """What a code of the FHIR code tables maps to."""
+    match e:
+        case DiagnosisCode():
+            if e.excluded:
+                return "not a diagnosis (excluded)"
+            sev = f", severity {e.severity}" if e.severity else ""
+            out = f"diagnosis {e.diagnosis}{sev}"
+            return out + (f"; exported for {', '.join(e.export_for)}" if e.export_for else "")
+        case SeverityCode():
+            out = f"severity {e.severity}"
+            return out + (f"; exported for {', '.join(e.export_for)}" if e.export_for else "")
+        case ConditionCode():
+            return f"condition {e.condition}" + (f" ({e.status})" if e.status else "")
+        case PregnancyCode():
+            return "patient.pregnant"
+        case PatientStatusCode():
+            if e.answer is None:
+                return f"{e.status} status observation"
+            return f"{e.status} status answer: {'yes' if e.answer else 'no'}"
+        case LabCode():
+            return f"lab {e.lab}" if e.lab else f"serum level of {e.drug_level}"
+        case AnswerCode():
+            return f"item score {e.score}" + (f" ({e.answer_list})" if e.answer_list else "")
+        case ProcedureCode():
+            parts = [f"treatment {e.treatment}"]
+            parts += [f"detail {e.detail}"] if e.detail else []
+            parts += [f"{e.mg_per_session:g} mg per session"] if e.mg_per_session else []
+            parts += ["exported"] if e.export else []
+            return ", ".join(parts)
+    return ""
+
+
 def describe_fact(obj: BaseModel, key: str) -> str:
     """What the fact says, before shortening to one line."""
     match obj:
+        case CodeEntry():
+            code = f"{obj.code}*" if obj.prefix else obj.code
+            return f"{SYSTEM_NAMES[obj.system]} {code} {obj.display} → {_maps_to(obj)}"
         case ConditionRule():
             when = obj.condition or "always"
             if obj.statuses:

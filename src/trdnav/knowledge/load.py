@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from trdnav.errors import KnowledgeError, Problem
+from trdnav.knowledge.codes import CodesKnowledge, load_codes
 from trdnav.knowledge.options import OptionsKnowledge, load_options
 from trdnav.knowledge.plan import PlanKnowledge, load_plan, plan_defects
 from trdnav.knowledge.population import PopulationKnowledge, load_population
@@ -111,6 +112,7 @@ class Knowledge:
     workup: WorkupKnowledge
     population: PopulationKnowledge
     plan: PlanKnowledge
+    codes: CodesKnowledge
     _names: Mapping[str, str] = field(repr=False)
     _instrument_names: Mapping[str, str] = field(repr=False)
     protocols: Mapping[str, Protocol] = field(default_factory=lambda: MappingProxyType({}))
@@ -311,6 +313,15 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
     workup = load_workup(root, problems)
     population = load_population(root / "population", problems)
     plan = load_plan(root, problems)
+    codes = load_codes(
+        root,
+        problems,
+        conditions=None
+        if vocabulary is None
+        else {c.id: c.statuses for c in vocabulary.conditions},
+        labs=None if workup is None else set(workup.labs),
+        drugs=set(drugs),
+    )
     if plan is not None and options is not None:
         problems.extend(
             Problem(loc, code, f"unknown option {msg}", str(root / "plan"))
@@ -366,6 +377,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         *staging.values(),
         population,
         plan,
+        codes,
     ]
     for item in _sourced_items(everything):
         for key in getattr(item, "source", ()):
@@ -410,6 +422,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         or workup is None
         or population is None
         or plan is None
+        or codes is None
     ):
         raise KnowledgeError(problems or [Problem("", "knowledge_missing", "incomplete")])
     return Knowledge(
@@ -431,6 +444,7 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         protocols=MappingProxyType(protocols),
         population=population,
         plan=plan,
+        codes=codes,
     )
 
 

@@ -29,7 +29,9 @@ The **clinical weight** orders review (1 = most weighty) and is decided by the m
 5. ``guideline_placement``: guideline placements, the option itself (when it is recommended),
    the stepped plan's rules and the bipolar-depression ladder.
 6. ``code``: RxNorm and ATC flags, LOINC blocks, concept sets, the phenotype's LOINC code, the
-   FHIR clinical statuses a condition may carry.
+   FHIR clinical statuses a condition may carry, and every entry of the FHIR code tables (area
+   ``codes``: diagnoses, severities, conditions, pregnancy and patient status, labs, answers,
+   procedures).
 7. ``other``: drug classes, the conditions vocabulary, measurement schedules, workup checklist
    items and genes, protocols as a whole, review points, measures before a session, record fields,
    missed-session rules, the continuation text, and any class not named here.
@@ -47,6 +49,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from trdnav.knowledge.codes import (
+    AnswerCode,
+    ConditionCode,
+    DiagnosisCode,
+    LabCode,
+    PatientStatusCode,
+    PregnancyCode,
+    ProcedureCode,
+    SeverityCode,
+)
 from trdnav.knowledge.fact_text import describe_fact, one_line
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.options import GuidelinePlacement, OutcomeFigure, TreatmentOption
@@ -169,6 +181,14 @@ WEIGHTS: Mapping[type[BaseModel], Weight] = {
     ConceptSet: Weight.CODE,
     StrFact: Weight.CODE,
     ClinicalStatuses: Weight.CODE,
+    DiagnosisCode: Weight.CODE,
+    SeverityCode: Weight.CODE,
+    ConditionCode: Weight.CODE,
+    PregnancyCode: Weight.CODE,
+    PatientStatusCode: Weight.CODE,
+    LabCode: Weight.CODE,
+    AnswerCode: Weight.CODE,
+    ProcedureCode: Weight.CODE,
     DrugClass: Weight.OTHER,
     ConditionVocabulary: Weight.OTHER,
     ScheduleRule: Weight.OTHER,

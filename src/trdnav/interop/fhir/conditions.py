@@ -17,6 +17,7 @@ from trdnav.core.history import Diagnosis, Severity
 from trdnav.interop.fhir import codes
 from trdnav.interop.fhir.bundle import Entry
 from trdnav.interop.fhir.ledger import Ledger, codings, texts, to_date
+from trdnav.knowledge.codes import code_key
 from trdnav.knowledge.load import Knowledge
 
 PRESENT = ("active", "recurrence", "relapse")
@@ -65,48 +66,38 @@ def _onset(c: Any) -> tuple[date | None, str | None]:
     return None, None
 
 
-def _diagnosis(code: str, system: str | None) -> tuple[Diagnosis, Severity | None] | None:
+def _diagnosis(
+    code: str, system: str | None, t: codes.CodeTables
+) -> tuple[Diagnosis, Severity | None] | None:
+    """The diagnosis (and the severity an ICD-10-CM code gives) of a code; None when no table
+    maps it or an ICD-10-CM code is excluded (F32.A, F32.8x, F33.8)."""
     if codes.is_icd10(system):
-        key = code.replace(".", "").upper()
-        if key.startswith(codes.ICD_NOT_MDD):
+        found = codes.longest_prefix(code, t.icd_diagnosis)
+        if found is None or found[0] is None:
             return None
-        dx = codes.longest_prefix(key, codes.ICD_DIAGNOSIS)
-        if dx is None:
-            return None
-        severity: Severity | None = None
-        if key[:3] in ("F32", "F33") and len(key) > 3:
-            severity = codes.ICD_SEVERITY.get(key[3])
-        elif key.startswith("F31"):
-            severity = codes.longest_prefix(key, codes.ICD_BIPOLAR_SEVERITY)
-        return dx, severity
-    if codes.is_system(system, codes.SNOMED) and code in codes.SNOMED_DIAGNOSIS:
-        return codes.SNOMED_DIAGNOSIS[code], None
+        return found[0], found[1]
+    if codes.is_system(system, codes.SNOMED) and code in t.snomed_diagnosis:
+        return t.snomed_diagnosis[code], None
     return None
 
 
-def _term(code: str, system: str | None) -> tuple[str, str | None] | None:
+def _term(code: str, system: str | None, t: codes.CodeTables) -> tuple[str, str | None] | None:
     if codes.is_icd10(system):
-        term = codes.longest_prefix(code, codes.ICD_CONDITIONS)
-        if term is not None and term[0] in ("alcohol_use_disorder", "substance_use_disorder"):
-            key = code.replace(".", "").upper()
-            # F1x.11 / F1x.21: abuse / dependence in remission
-            if len(key) >= 5 and key[4] == "1" and key[3] in "12":
-                return term[0], "remission"
-        return term
+        return codes.longest_prefix(code, t.icd_conditions)
     if codes.is_system(system, codes.SNOMED):
-        return codes.SNOMED_CONDITIONS.get(code)
+        return t.snomed_conditions.get(code)
     return None
 
 
-def _pregnancy(code: str, system: str | None) -> bool:
-    key = code.replace(".", "").upper()
+def _pregnancy(code: str, system: str | None, t: codes.CodeTables) -> bool:
     if codes.is_icd10(system):
-        return key.startswith(codes.ICD_PREGNANCY)
-    return codes.is_system(system, codes.SNOMED) and code in codes.SNOMED_PREGNANCY
+        return code_key("icd10cm", code).startswith(t.icd_pregnancy)
+    return codes.is_system(system, codes.SNOMED) and code in t.snomed_pregnancy
 
 
 def read_conditions(entries: list[Entry], kb: Knowledge, ledger: Ledger) -> ConditionFacts:
     facts = ConditionFacts([], [])
+    t = codes.tables(kb)
     found: dict[str, tuple[str | None, list[str], tuple[Any, ...]]] = {}
     for e in entries:
         c = e.resource
@@ -122,14 +113,14 @@ def read_conditions(entries: list[Entry], kb: Knowledge, ledger: Ledger) -> Cond
         for coding in codings(c.code):
             if not coding.code:
                 continue
-            dx = _diagnosis(coding.code, coding.system)
+            dx = _diagnosis(coding.code, coding.system, t)
             if dx is not None:
                 onset, note = _onset(c)
                 facts.depressive.append(
                     Depressive(
                         e.ref,
                         dx[0],
-                        dx[1] or _severity(c),
+                        dx[1] or _severity(c, t),
                         onset,
                         note,
                         status in (None, *PRESENT),
@@ -138,7 +129,7 @@ def read_conditions(entries: list[Entry], kb: Knowledge, ledger: Ledger) -> Cond
                 )
                 matched = True
                 break
-            if _pregnancy(coding.code, coding.system):
+            if _pregnancy(coding.code, coding.system, t):
                 if status in (None, *PRESENT):
                     facts.pregnant_refs.append(e.ref)
                     ledger.to(e.ref, "patient.pregnant")
@@ -146,7 +137,7 @@ def read_conditions(entries: list[Entry], kb: Knowledge, ledger: Ledger) -> Cond
                     ledger.skip(e.ref, "not_current", f"pregnancy with clinicalStatus {status}")
                 matched = True
                 break
-            term = _term(coding.code, coding.system)
+            term = _term(coding.code, coding.system, t)
             if term is not None and term[0] in kb.conditions:
                 name, term_status = term
                 hist_status = _history_status(name, term_status, status, kb, e.ref, ledger)
@@ -196,10 +187,10 @@ def read_conditions(entries: list[Entry], kb: Knowledge, ledger: Ledger) -> Cond
     return facts
 
 
-def _severity(c: Any) -> Severity | None:
+def _severity(c: Any, t: codes.CodeTables) -> Severity | None:
     for coding in codings(c.severity):
-        if codes.is_system(coding.system, codes.SNOMED) and coding.code in codes.SNOMED_SEVERITY:
-            return codes.SNOMED_SEVERITY[coding.code]
+        if codes.is_system(coding.system, codes.SNOMED) and coding.code in t.snomed_severity:
+            return t.snomed_severity[coding.code]
     return None
 
 

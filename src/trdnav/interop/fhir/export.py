@@ -5,7 +5,8 @@
 - ``Patient`` (the clinic's id as an identifier; name, MRN and other identifiers when an identity
   is given), pregnancy and breastfeeding status Observations;
 - ``Condition``: the current episode (diagnosis, severity, onset; ICD-10-CM and SNOMED CT codes
-  taken from the population concept sets) and every condition of the history (our vocabulary);
+  from the knowledge base's code tables and population concept sets) and every condition of the
+  history (our vocabulary);
 - ``MedicationStatement`` per dose step of each trial (RxNorm ingredient, daily dose as a rate,
   ``effectivePeriod``; outcome, adherence and the other trial facts in extensions) and per
   current medication; ``Procedure`` per ECT, rTMS, esketamine, ketamine or psychotherapy course;
@@ -30,6 +31,7 @@ from trdnav.core.assessment import Assessment
 from trdnav.core.history import Condition, History, Medication
 from trdnav.core.measures import score_measurements
 from trdnav.identity import PatientIdentity
+from trdnav.interop.fhir.codes import tables
 from trdnav.interop.fhir.export_assessment import (
     assessment_observations,
     care_plan,
@@ -77,37 +79,6 @@ from trdnav.knowledge.load import Knowledge
 
 __all__ = ["ExportError", "export_fhir"]
 
-# ICD-10-CM code of (diagnosis, severity); emitted only when a concept set includes it.
-ICD10_DIAGNOSIS: dict[tuple[str, str], tuple[str, str]] = {
-    ("mdd_single", "mild"): ("F32.0", "Major depressive disorder, single episode, mild"),
-    ("mdd_single", "moderate"): ("F32.1", "Major depressive disorder, single episode, moderate"),
-    ("mdd_single", "severe"): (
-        "F32.2",
-        "Major depressive disorder, single episode, severe without psychotic features",
-    ),
-    ("mdd_single", "severe_psychotic"): (
-        "F32.3",
-        "Major depressive disorder, single episode, severe with psychotic features",
-    ),
-    ("mdd_single", "subsyndromal"): (
-        "F32.9",
-        "Major depressive disorder, single episode, unspecified",
-    ),
-    ("mdd_recurrent", "mild"): ("F33.0", "Major depressive disorder, recurrent, mild"),
-    ("mdd_recurrent", "moderate"): ("F33.1", "Major depressive disorder, recurrent, moderate"),
-    ("mdd_recurrent", "severe"): (
-        "F33.2",
-        "Major depressive disorder, recurrent severe without psychotic features",
-    ),
-    ("mdd_recurrent", "severe_psychotic"): (
-        "F33.3",
-        "Major depressive disorder, recurrent, severe with psychotic symptoms",
-    ),
-    ("mdd_recurrent", "subsyndromal"): (
-        "F33.9",
-        "Major depressive disorder, recurrent, unspecified",
-    ),
-}
 # The concept set whose SNOMED CT root names the diagnosis.
 SNOMED_SET = {
     "mdd_single": "mdd",
@@ -122,13 +93,6 @@ DIAGNOSIS_TEXT = {
     "bipolar_i_depression": "bipolar I disorder, current episode depressed",
     "bipolar_ii_depression": "bipolar II disorder, current episode depressed",
     "other": "other depressive disorder",
-}
-# HL7 condition-severity value set (SNOMED CT).
-SEVERITY_SNOMED = {
-    "mild": ("255604002", "Mild"),
-    "moderate": ("6736007", "Moderate"),
-    "severe": ("24484000", "Severe"),
-    "severe_psychotic": ("24484000", "Severe"),
 }
 FHIR_CLINICAL = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
 
@@ -155,7 +119,9 @@ def _in_concept_set(kb: Knowledge, set_id: str, vocabulary: str, code: str) -> b
 def _diagnosis_concept(history: History, kb: Knowledge) -> Json:
     dx, sev = history.episode.diagnosis.value, history.episode.severity.value
     codings: list[Json] = []
-    icd = ICD10_DIAGNOSIS.get((dx, sev))
+    # ICD-10-CM code of (diagnosis, severity) from kb.codes; written only when a concept set
+    # includes it
+    icd = tables(kb).export_icd_diagnosis.get((dx, sev))
     sets = ("mdd", "mdd_psychotic")
     if icd is not None and any(_in_concept_set(kb, s, "ICD10CM", icd[0]) for s in sets):
         codings.append(coding(ICD10CM, *icd))
@@ -171,7 +137,8 @@ def _diagnosis_concept(history: History, kb: Knowledge) -> Json:
 def _episode(history: History, kb: Knowledge, patient: Json) -> Json:
     pid = history.patient.id
     sev = history.episode.severity.value
-    sev_codings = [coding(SNOMED, *SEVERITY_SNOMED[sev])] if sev in SEVERITY_SNOMED else []
+    severity_codes = tables(kb).export_severity  # HL7 condition-severity value set (SNOMED CT)
+    sev_codings = [coding(SNOMED, *severity_codes[sev])] if sev in severity_codes else []
     sev_codings.append(coding(CS_SEVERITY, sev, sev.replace("_", " ")))
     return {
         "resourceType": "Condition",
@@ -318,7 +285,7 @@ def export_fhir(
         )
     resources += [lab_observation(i, x, history, kb, patient) for i, x in enumerate(history.labs)]
     resources += [pgx_observation(i, x, history, patient) for i, x in enumerate(history.pgx)]
-    resources += pregnancy_observations(history, patient)
+    resources += pregnancy_observations(history, kb, patient)
     if history.staging_inputs is not None:
         resources += staging_input_observations(history.staging_inputs, history, patient)
     resources += [

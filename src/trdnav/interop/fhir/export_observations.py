@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from trdnav.core.history import ClinicianAlert, History, Lab, Measurement, PgxResult, StagingInputs
 from trdnav.core.measures import ScoredMeasurement
+from trdnav.interop.fhir.codes import tables
 from trdnav.interop.fhir.export_codes import (
     CS_INSTRUMENT,
     CS_INSTRUMENT_ITEM,
@@ -41,11 +42,6 @@ from trdnav.interop.fhir.export_codes import (
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.schema import Instrument
 
-PREGNANCY_STATUS = ("82810-3", "Pregnancy status")
-PREGNANT = ("LA15173-0", "Pregnant")
-NOT_PREGNANT = ("LA26683-5", "Not pregnant")
-BREASTFEEDING_STATUS = ("63895-7", "Breastfeeding status")
-BREASTFEEDING = ("LA29252-6", "Currently breastfeeding")
 RISK_LEVELS = {"low": "low", "moderate": "moderate", "high": "high"}
 
 
@@ -228,19 +224,21 @@ def staging_input_observations(s: StagingInputs, history: History, patient: Json
     return out
 
 
-def pregnancy_observations(history: History, patient: Json) -> list[Json]:
-    """Pregnancy status (LOINC 82810-3) unless the patient is male and not pregnant; breastfeeding
-    status (LOINC 63895-7) only when breastfeeding."""
+def pregnancy_observations(history: History, kb: Knowledge, patient: Json) -> list[Json]:
+    """Pregnancy status unless the patient is male and not pregnant; breastfeeding status only
+    when breastfeeding. LOINC codes and answers from ``kb.codes`` (patient_status table)."""
     pid = history.patient.id
     p = history.patient
+    t = tables(kb)
     out: list[Json] = []
     if p.pregnant or p.sex.value != "male":
-        answer = PREGNANT if p.pregnant else NOT_PREGNANT
-        out.append(_status_obs(pid, "patient/pregnant", PREGNANCY_STATUS, answer, patient))
+        answer = t.status_answer[("pregnant", bool(p.pregnant))]
+        code = t.status_observation["pregnant"]
+        out.append(_status_obs(pid, "patient/pregnant", code, answer, patient))
     if p.breastfeeding:
-        out.append(
-            _status_obs(pid, "patient/breastfeeding", BREASTFEEDING_STATUS, BREASTFEEDING, patient)
-        )
+        code = t.status_observation["breastfeeding"]
+        answer = t.status_answer[("breastfeeding", True)]
+        out.append(_status_obs(pid, "patient/breastfeeding", code, answer, patient))
     return out
 
 

@@ -17,6 +17,7 @@ from trdnav.core.history import (
     Rtms,
     TreatmentBase,
 )
+from trdnav.interop.fhir.codes import tables
 from trdnav.interop.fhir.export_codes import (
     CS_DRUG,
     CS_OUTCOME,
@@ -53,12 +54,6 @@ TREATMENT_NAMES = {
     "esketamine": "esketamine nasal spray, supervised sessions",
     "ketamine": "ketamine",
     "psychotherapy": "psychotherapy",
-}
-# Procedure codes from knowledge/data/population/concept_sets.yaml: the set and the code used.
-PROCEDURE_CODES = {
-    "ect": ("ect", "90870"),
-    "rtms": ("rtms", "90868"),
-    "esketamine": ("esketamine", "G2082"),
 }
 _VOCABULARY_SYSTEMS = {
     "CPT4": "http://www.ama-assn.org/go/cpt",
@@ -197,10 +192,11 @@ def current_medication_statement(
 def _procedure_code(t: TreatmentBase, kb: Knowledge) -> Json:
     kind = str(getattr(t, "type", "other"))
     codings: list[Json] = []
-    known = PROCEDURE_CODES.get(kind)
+    # the code kb.codes exports for the type, shown as the concept set of that type names it
+    known = tables(kb).export_procedure.get(kind)
     if known is not None:
-        set_id, code = known
-        cs = kb.population.concept_sets.get(set_id)
+        _, code = known
+        cs = kb.population.concept_sets.get(kind)
         hit = next((c for c in cs.include if c.code == code), None) if cs else None
         if hit is not None and hit.vocabulary in _VOCABULARY_SYSTEMS:
             codings.append(coding(_VOCABULARY_SYSTEMS[hit.vocabulary], hit.code, hit.name))

@@ -76,7 +76,7 @@ def import_fhir(data: Any, kb: Knowledge, today: date) -> FhirImport:
             if owns is None:
                 ledger.assume(e.ref, "no subject: taken as the input's patient")
         mine.append(e)
-    record = RecordReader(patient.patient_id, ledger)
+    record = RecordReader(patient.patient_id, ledger, kb)
     ehr = []
     for e in mine:
         if is_assessment(e.resource):

@@ -5,13 +5,15 @@ panel, total and item codes) or by the project's instrument code system; an inst
 only in words is found by its name, with an assumption. Item Observations and the components of
 a panel Observation of one instrument on one day are one measurement; an item code shared by
 two instruments (PHQ-2 items are PHQ-9 items 1-2) goes to the instrument recorded that day,
-else to the smallest instrument holding every item seen. Labs are found by LOINC (docs/fhir.md)
-with their UCUM unit; a lithium level is the serum level of the lithium trial it falls in.
+else to the smallest instrument holding every item seen. Labs are found by LOINC (``kb.codes``
+labs table, knowledge/data/codes/labs.yaml) with their UCUM unit; a lithium level is the serum
+level of the lithium trial it falls in. LOINC answer codes give item scores (answers.yaml).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -78,8 +80,9 @@ class Instruments:
         return []
 
 
-def answer_value(value: Any) -> int | None:
-    """A score from valueInteger, valueQuantity, valueCoding/CodeableConcept, valueBoolean."""
+def answer_value(value: Any, answers: Mapping[str, int]) -> int | None:
+    """A score from valueInteger, valueQuantity, valueCoding/CodeableConcept (``answers``: LOINC
+    answer code -> score), valueBoolean."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -99,8 +102,8 @@ def answer_value(value: Any) -> int | None:
         ext = extension(c, codes.EXT_ORDINAL)
         if ext is not None and number(ext.valueDecimal) is not None:
             return round(number(ext.valueDecimal) or 0)
-        if c.code in codes.LOINC_ANSWERS:
-            return codes.LOINC_ANSWERS[c.code]
+        if c.code in answers:
+            return answers[c.code]
         if c.code is not None and re.fullmatch(r"-?\d+", c.code):
             return int(c.code)
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
@@ -147,6 +150,7 @@ class Reader:
         self.groups: dict[tuple[str, date], Group] = {}
         self.loose: dict[date, list[ItemAnswer]] = {}
         self.lithium: list[LithiumLevel] = []
+        self.codes = codes.tables(kb)
 
     def group(self, inst: Instrument, when: date) -> Group:
         return self.groups.setdefault((inst.id, when), Group(inst, when))
@@ -164,10 +168,13 @@ class Reader:
         if o.status == "preliminary":
             ledger.assume(ref, "status preliminary: imported as a result")
         for c in codings(o.code):
-            if codes.is_system(c.system, codes.LOINC) and c.code in codes.LAB_LOINC:
-                self.lab(e, codes.LAB_LOINC[c.code], when)
+            if codes.is_system(c.system, codes.LOINC) and c.code in self.codes.lab_loinc:
+                self.lab(e, self.codes.lab_loinc[c.code], when)
                 return
-            if codes.is_system(c.system, codes.LOINC) and c.code == codes.LITHIUM_LEVEL_LOINC:
+            if (
+                codes.is_system(c.system, codes.LOINC)
+                and self.codes.drug_level_loinc.get(c.code or "") == "lithium"
+            ):
                 value = number(o.valueQuantity.value) if o.valueQuantity is not None else None
                 if value is None or value <= 0:
                     ledger.skip(ref, "no_value", "a lithium level without a positive value")
@@ -179,7 +186,7 @@ class Reader:
                 self._whole(e, inst, when)
                 return
             if self.instruments.item_of(c):
-                value = answer_value(_obs_value(o))
+                value = answer_value(_obs_value(o), self.codes.loinc_answers)
                 if value is None:
                     ledger.skip(ref, "no_value", "an item Observation without a score")
                 else:
@@ -215,20 +222,20 @@ class Reader:
         o, ref = e.resource, e.ref
         g = self.group(inst, when)
         g.sources.append(ref)
-        value = answer_value(_obs_value(o))
+        value = answer_value(_obs_value(o), self.codes.loinc_answers)
         if value is not None:
             g.total = (float(value), ref)
         for comp in o.component or []:
             for c in codings(comp.code):
                 hits = [n for i, n in self.instruments.item_of(c) if i.id == inst.id]
                 if hits:
-                    v = answer_value(_obs_value(comp))
+                    v = answer_value(_obs_value(comp), self.codes.loinc_answers)
                     if v is not None:
                         g.items[hits[0]] = (v, ref)
                     break
                 whole = self.instruments.whole_of(c)
                 if whole is not None and whole.id == inst.id:
-                    v = answer_value(_obs_value(comp))
+                    v = answer_value(_obs_value(comp), self.codes.loinc_answers)
                     if v is not None:
                         g.total = (float(v), ref)
                     break
@@ -290,7 +297,7 @@ class Reader:
             answers = item.answer or []
             if not answers:
                 continue
-            value = answer_value(_answer(answers[0]))
+            value = answer_value(_answer(answers[0]), self.codes.loinc_answers)
             if value is None:
                 continue
             n, digits = self._item_number(inst, item)

@@ -1,7 +1,8 @@
 """Procedure -> ECT, rTMS, esketamine and psychotherapy courses.
 
 Codes: the CPT/HCPCS codes of the knowledge base's population concept sets (``ect``, ``rtms``,
-``esketamine``), SNOMED CT (docs/fhir.md), psychotherapy CPT codes. One Procedure per session
+``esketamine``), then the procedures table of ``kb.codes`` (knowledge/data/codes/procedures.yaml:
+psychotherapy CPT codes, SNOMED CT, the esketamine dose per HCPCS code). One Procedure per session
 (``performedDateTime``) is the usual EHR shape: sessions of one kind form a course, split where
 more than :data:`GAP_DAYS` pass between two sessions; a Procedure with a ``performedPeriod`` is a
 whole course (its session count from the project's ``sessions`` extension, else unknown).
@@ -87,16 +88,18 @@ def _code_map(kb: Knowledge) -> dict[str, str]:
     return out
 
 
-def _kind(p: Any, cpt_hcpcs: dict[str, str]) -> str | None:
+def _kind(p: Any, cpt_hcpcs: dict[str, str], t: codes.CodeTables) -> str | None:
     for c in codings(p.code):
         if not c.code:
             continue
         if (codes.is_cpt(c.system) or codes.is_hcpcs(c.system)) and c.code.upper() in cpt_hcpcs:
             return cpt_hcpcs[c.code.upper()]
-        if codes.is_cpt(c.system) and c.code in codes.CPT_PSYCHOTHERAPY:
-            return "psychotherapy"
-        if codes.is_system(c.system, codes.SNOMED) and c.code in codes.SNOMED_PROCEDURES:
-            return codes.SNOMED_PROCEDURES[c.code]
+        if codes.is_cpt(c.system) and c.code in t.cpt_procedures:
+            return t.cpt_procedures[c.code]
+        if codes.is_hcpcs(c.system) and c.code.upper() in t.hcpcs_procedures:
+            return t.hcpcs_procedures[c.code.upper()]
+        if codes.is_system(c.system, codes.SNOMED) and c.code in t.snomed_procedures:
+            return t.snomed_procedures[c.code]
     return None
 
 
@@ -109,7 +112,7 @@ def _words(p: Any) -> str:
     return " ".join(parts).lower()
 
 
-def _detail(kind: str, p: Any) -> tuple[str | None, str | None]:
+def _detail(kind: str, p: Any, t: codes.CodeTables) -> tuple[str | None, str | None]:
     for c in [c for cc in [p.code, *(p.usedCode or [])] for c in codings(cc)]:
         if (
             codes.is_system(c.system, codes.TREATMENT_DETAIL)
@@ -122,21 +125,26 @@ def _detail(kind: str, p: Any) -> tuple[str | None, str | None]:
     for needle, value in table:
         if needle in words:
             return value, f"{value.replace('_', ' ')} read from the words of the procedure"
-    if kind == "psychotherapy" and any(
-        codes.is_system(c.system, codes.SNOMED) and c.code == "304891004" for c in codings(p.code)
-    ):
-        return "cbt", None
+    for c in codings(p.code):
+        detail = t.snomed_procedure_detail.get(c.code or "")
+        if (
+            detail is not None
+            and codes.is_system(c.system, codes.SNOMED)
+            and t.snomed_procedures.get(c.code or "") == kind
+        ):
+            return detail, None
     return None, None
 
 
 def read_procedures(entries: list[Entry], kb: Knowledge, ledger: Ledger, today: date) -> None:
     cpt_hcpcs = _code_map(kb)
+    t = codes.tables(kb)
     sessions: list[Session] = []
     for e in entries:
         if e.resource.get_resource_type() != "Procedure":
             continue
         p = e.resource
-        kind = _kind(p, cpt_hcpcs)
+        kind = _kind(p, cpt_hcpcs, t)
         if kind is None:
             shown = ", ".join(f"{c.system or '?'}|{c.code}" for c in codings(p.code)) or "no code"
             words = "; ".join(texts(p.code))
@@ -164,7 +172,7 @@ def read_procedures(entries: list[Entry], kb: Knowledge, ledger: Ledger, today: 
             continue
         s = Session(e.ref, kind, start, end, course)
         s.ongoing = p.status == "in-progress"
-        s.detail, how = _detail(kind, p)
+        s.detail, how = _detail(kind, p, t)
         if how:
             ledger.assume(e.ref, how)
         ext = extension(p, codes.EXT_SESSIONS)
@@ -176,8 +184,8 @@ def read_procedures(entries: list[Entry], kb: Knowledge, ledger: Ledger, today: 
                 s.mg = number(ext.valueDecimal)
             else:
                 for c in codings(p.code):
-                    if c.code and c.code.upper() in codes.ESKETAMINE_HCPCS_MG:
-                        s.mg = codes.ESKETAMINE_HCPCS_MG[c.code.upper()]
+                    if c.code and c.code.upper() in t.mg_per_session:
+                        s.mg = t.mg_per_session[c.code.upper()]
                         ledger.assume(
                             e.ref,
                             f"HCPCS {c.code}: {s.mg:g} mg per session assumed "

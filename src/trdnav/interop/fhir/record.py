@@ -15,6 +15,7 @@ from typing import Any
 from trdnav.interop.fhir import codes
 from trdnav.interop.fhir.bundle import Entry
 from trdnav.interop.fhir.ledger import Item, Ledger, codings, extension, number, to_date
+from trdnav.knowledge.load import Knowledge, default_knowledge
 
 NS_ITEM = f"{codes.TRDNAV}/NamingSystem/history-item"
 NS_PATIENT = f"{codes.TRDNAV}/NamingSystem/patient-id"
@@ -31,10 +32,6 @@ EXT_TRIAL_START = f"{codes.TRDNAV}/StructureDefinition/trial-start"
 EXT_TRIAL_STOP = f"{codes.TRDNAV}/StructureDefinition/trial-stop"
 EXT_CONDITION_STATUS = f"{codes.TRDNAV}/StructureDefinition/condition-status"
 EXT_ENTERED_TOTAL = f"{codes.TRDNAV}/StructureDefinition/entered-total"
-PREGNANCY_STATUS = "82810-3"
-PREGNANT = "LA15173-0"
-BREASTFEEDING_STATUS = "63895-7"
-BREASTFEEDING = "LA29252-6"
 _DETAIL_FIELD = {
     "ect": "electrode_placement",
     "rtms": "protocol",
@@ -95,9 +92,11 @@ def _rate_mg(dosages: Any) -> float | int | None:
 class RecordReader:
     """Collects the export's resources into history items (keyed by their history path)."""
 
-    def __init__(self, patient_id: str, ledger: Ledger) -> None:
+    def __init__(self, patient_id: str, ledger: Ledger, kb: Knowledge | None = None) -> None:
         self.pid = patient_id
         self.ledger = ledger
+        # the LOINC answers of the pregnancy and breastfeeding status observations (kb.codes)
+        self.status_answer = codes.tables(kb or default_knowledge()).status_answer
         self.trials: dict[int, tuple[dict[str, Any], list[str], list[tuple[str, Any]]]] = {}
         self.episode: dict[str, Any] | None = None
         self.patient: dict[str, Any] = {}
@@ -175,12 +174,10 @@ class RecordReader:
             return True
         if head == "patient" and kind == "Observation" and len(parts) == 2:
             answer = _code(r.valueCodeableConcept, codes.LOINC)
-            if parts[1] == "pregnant":
-                self.patient["pregnant"] = answer == PREGNANT
-            elif parts[1] == "breastfeeding":
-                self.patient["breastfeeding"] = answer == BREASTFEEDING
-            else:
+            if parts[1] not in ("pregnant", "breastfeeding"):
                 return False
+            yes = self.status_answer.get((parts[1], True))  # the answer meaning "it is so"
+            self.patient[parts[1]] = answer is not None and yes is not None and answer == yes[0]
             self.ledger.to(e.ref, f"patient.{parts[1]}")
             return True
         if head == "staging_inputs" and kind == "Observation" and len(parts) == 2:
