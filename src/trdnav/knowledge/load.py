@@ -22,9 +22,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from trdnav.core.history import Diagnosis
 from trdnav.errors import KnowledgeError, Problem
 from trdnav.knowledge.codes import CodesKnowledge, load_codes
 from trdnav.knowledge.options import OptionsKnowledge, load_options
+from trdnav.knowledge.payers import PayerPolicy, load_payers
 from trdnav.knowledge.plan import PlanKnowledge, load_plan, plan_defects
 from trdnav.knowledge.population import PopulationKnowledge, load_population
 from trdnav.knowledge.protocols import Protocol, load_protocols
@@ -116,6 +118,7 @@ class Knowledge:
     _names: Mapping[str, str] = field(repr=False)
     _instrument_names: Mapping[str, str] = field(repr=False)
     protocols: Mapping[str, Protocol] = field(default_factory=lambda: MappingProxyType({}))
+    payers: Mapping[str, PayerPolicy] = field(default_factory=lambda: MappingProxyType({}))
 
     def resolve_instrument(self, name: str) -> Instrument | None:
         """``"phq9"``, ``"PHQ 9"`` or ``"QIDS-SR"`` -> the instrument, or None."""
@@ -200,12 +203,19 @@ def _sourced_items(obj: Any) -> Iterable[BaseModel]:
             yield from _sourced_items(item)
 
 
-def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = None) -> Knowledge:
+def load_knowledge(
+    data_dir: Path | None = None,
+    protocols_dir: Path | None = None,
+    payers_dir: Path | None = None,
+) -> Knowledge:
     """Read, validate and cross-check the knowledge base under ``data_dir``; clinic protocol
-    templates from ``protocols_dir`` (default: the folder named by ``TRDNAV_PROTOCOLS_DIR``)."""
+    templates from ``protocols_dir`` (default: the folder named by ``TRDNAV_PROTOCOLS_DIR``) and
+    the clinic's payer policies from ``payers_dir`` (default: ``TRDNAV_PAYERS_DIR``)."""
     root = data_dir or _data_dir()
     if protocols_dir is None and os.environ.get("TRDNAV_PROTOCOLS_DIR"):
         protocols_dir = Path(os.environ["TRDNAV_PROTOCOLS_DIR"])
+    if payers_dir is None and os.environ.get("TRDNAV_PAYERS_DIR"):
+        payers_dir = Path(os.environ["TRDNAV_PAYERS_DIR"])
     problems: list[Problem] = []
 
     manifest = _validate(
@@ -364,6 +374,9 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
                             where,
                         )
                     )
+    payers = _load_all_payers(
+        root / "payers", payers_dir, problems, bibliography, instruments, vocabulary, drugs, classes
+    )
     everything: list[Any] = [
         options,
         safety,
@@ -442,10 +455,46 @@ def load_knowledge(data_dir: Path | None = None, protocols_dir: Path | None = No
         _names=MappingProxyType(names),
         _instrument_names=MappingProxyType(instrument_names),
         protocols=MappingProxyType(protocols),
+        payers=MappingProxyType(payers),
         population=population,
         plan=plan,
         codes=codes,
     )
+
+
+def _load_all_payers(
+    packaged: Path,
+    clinic_dir: Path | None,
+    problems: list[Problem],
+    bibliography: Mapping[str, BibEntry],
+    instruments: Mapping[str, Instrument],
+    vocabulary: ConditionVocabulary | None,
+    drugs: Mapping[str, Drug],
+    classes: Mapping[str, DrugClass],
+) -> dict[str, PayerPolicy]:
+    """The packaged payer policies and the clinic's (a clinic policy may not reuse an id)."""
+    ids: dict[str, Any] = {
+        "instruments": set(instruments),
+        "conditions": set() if vocabulary is None else {c.id for c in vocabulary.conditions},
+        "diagnoses": {d.value for d in Diagnosis},
+        "agents": set(drugs) | set(classes),
+        "bibliography": set(bibliography),
+    }
+    payers = load_payers(packaged, problems, **ids)
+    if clinic_dir is not None:
+        for pid, policy in load_payers(clinic_dir, problems, clinic=True, **ids).items():
+            if pid in payers:
+                problems.append(
+                    Problem(
+                        "id",
+                        "payer_id_taken",
+                        f"{pid!r} is a packaged policy: give the clinic's policy its own id",
+                        str(clinic_dir / f"{pid}.yaml"),
+                    )
+                )
+            else:
+                payers[pid] = policy
+    return payers
 
 
 @cache

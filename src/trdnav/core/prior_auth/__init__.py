@@ -1,0 +1,1 @@
+"""Prior authorisation: a payer's criteria (knowledge/data/payers) evaluated against the record."""
