@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -28,13 +29,22 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         workers: Annotated[
-            int, typer.Option(help="processes (each keeps its own jti replay store)")
+            int,
+            typer.Option(
+                help="processes; with more than one they share the spent JWT ids through a "
+                "SQLite file (settings replay_store, else one made for this run)"
+            ),
         ] = 1,
     ) -> None:
         """Serve /cds-services (discovery, patient-view, order-select, order-sign, feedback)."""
         import uvicorn
 
-        from trdnav.interop.cdshooks.config import ENV_VAR, load_cds_settings, settings_from_env
+        from trdnav.interop.cdshooks.config import (
+            ENV_VAR,
+            REPLAY_ENV_VAR,
+            load_cds_settings,
+            settings_from_env,
+        )
 
         try:
             settings = load_cds_settings(config) if config else settings_from_env()
@@ -50,6 +60,10 @@ def register(app: typer.Typer) -> None:
         if workers > 1:
             if config is not None:
                 os.environ[ENV_VAR] = str(config.resolve())
+            if settings.replay_store is None and not os.environ.get(REPLAY_ENV_VAR):
+                # a jti spent on one worker must be refused by the others
+                shared = Path(tempfile.mkdtemp(prefix="trdnav-cds-")) / "jti.sqlite"
+                os.environ[REPLAY_ENV_VAR] = str(shared)
             uvicorn.run(
                 "trdnav.interop.cdshooks.app:app_from_env",
                 factory=True,

@@ -17,18 +17,22 @@ A call is accepted only when every check passes, in this order (the first failur
    ``iat`` and ``jti`` present (``wrong_audience``, ``expired_token``, ``missing_claim``);
 6. the ``jti`` never seen before from that issuer while the token is valid (``replayed_token``).
 
-Every failure is a :class:`CdsAuthError` (HTTP 401). The replay store is in memory, per process:
-run the service as one process (or put a shared store behind :class:`ReplayStore`) when several
+Every failure is a :class:`CdsAuthError` (HTTP 401). The replay store is in memory, per process
+(:class:`ReplayStore`), or a SQLite file shared by the processes of one machine
+(:class:`SqliteReplayStore`, setting ``replay_store``): ``trdnav cds serve --workers N`` uses one so
+that a token spent on one worker is refused by every other. When several
 workers must see each other's ``jti``.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -37,6 +41,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
+from trdnav.errors import InputError, Problem
 from trdnav.interop.cdshooks.config import CdsSettings, TrustedIssuer
 from trdnav.interop.cdshooks.errors import CdsAuthError
 
@@ -79,6 +84,54 @@ class ReplayStore:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+class SqliteReplayStore(ReplayStore):
+    """The ``(iss, jti)`` pairs in a SQLite file (WAL), so that the worker processes of one
+    service share them: a token is accepted once, whichever worker sees it first."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a crash may forget recent jtis: they
+        # expire within minutes anyway, and a restart also forgets the in-memory store's
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS jti (iss TEXT NOT NULL, jti TEXT NOT NULL, "
+            "until REAL NOT NULL, PRIMARY KEY (iss, jti)) WITHOUT ROWID"
+        )
+
+    def first_use(self, iss: str, jti: str, until: float) -> bool:
+        now = self._clock()
+        with self._lock:
+            if now >= self._next_purge:
+                self._db.execute("DELETE FROM jti WHERE until <= ?", (now,))
+                self._next_purge = now + 30
+            # a new pair is inserted; a known one only when it had expired (rowcount 1 either way)
+            cursor = self._db.execute(
+                "INSERT INTO jti (iss, jti, until) VALUES (?, ?, ?) ON CONFLICT (iss, jti) "
+                "DO UPDATE SET until = excluded.until WHERE jti.until <= ?",
+                (iss, jti, until, now),
+            )
+            return cursor.rowcount == 1
+
+    def __len__(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM jti WHERE until > ?", (self._clock(),))
+            return int(row.fetchone()[0])
+
+
+def replay_store_for(settings: CdsSettings, clock: Callable[[], float] = time.time) -> ReplayStore:
+    """The store the settings name: a SQLite file (``replay_store``), else in memory."""
+    if settings.replay_store is None:
+        return ReplayStore(clock)
+    try:
+        return SqliteReplayStore(Path(settings.replay_store), clock)
+    except sqlite3.Error as exc:
+        raise InputError(
+            [Problem("replay_store", "unusable", f"cannot open {settings.replay_store}: {exc}")]
+        ) from None
 
 
 @dataclass
@@ -174,7 +227,7 @@ class JwtVerifier:
     ) -> None:
         self.settings = settings
         self.jwks = JwksCache(settings, fetch)
-        self.replay = replay or ReplayStore(clock)
+        self.replay = replay or replay_store_for(settings, clock)
         self._clock = clock
 
     def verify(

@@ -35,6 +35,7 @@ from pydantic import (
 from trdnav.errors import InputError, Problem
 
 ENV_VAR = "TRDNAV_CDS_CONFIG"
+REPLAY_ENV_VAR = "TRDNAV_CDS_REPLAY_STORE"  # the shared jti store of the workers
 DEFAULT_ALGORITHMS = ("ES384", "RS384")
 _ASYMMETRIC = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
@@ -88,6 +89,11 @@ class CdsSettings(BaseModel):
     )
     today: date | None = None  # fixed "today" for demos and tests
     assessment_cache: int = Field(default=256, ge=0, description="assessments kept (0 = off)")
+    replay_store: str | None = Field(
+        default=None,
+        description="a SQLite file for the spent jtis, shared by the service's worker processes "
+        "(default: in memory, per process); env TRDNAV_CDS_REPLAY_STORE overrides",
+    )
 
     @field_validator("algorithms")
     @classmethod
@@ -141,4 +147,6 @@ def settings_from_env() -> CdsSettings:
     """``TRDNAV_CDS_CONFIG`` names the file; without it, no issuer is trusted (every hook
     call is refused with 401 until one is configured)."""
     path = os.environ.get(ENV_VAR)
-    return load_cds_settings(Path(path)) if path else CdsSettings()
+    settings = load_cds_settings(Path(path)) if path else CdsSettings()
+    store = os.environ.get(REPLAY_ENV_VAR)
+    return settings.model_copy(update={"replay_store": store}) if store else settings
