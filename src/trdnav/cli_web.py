@@ -7,7 +7,9 @@ import logging
 import os
 import secrets
 import sys
+import tempfile
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -177,6 +179,7 @@ def register(app: typer.Typer) -> None:
         """Serve the clinic web app and JSON API (uvicorn)."""
         import uvicorn
 
+        from trdnav.interop.cdshooks.config import REPLAY_ENV_VAR
         from trdnav.web.app import create_app
         from trdnav.web.settings import WebSettings
 
@@ -224,4 +227,8 @@ def register(app: typer.Typer) -> None:
             os.environ["TRDNAV_DEV"] = "1"
         if settings.today is not None:
             os.environ["TRDNAV_TODAY"] = settings.today.isoformat()
+        if not os.environ.get(REPLAY_ENV_VAR):
+            # the mounted CDS Hooks service: a JWT spent on one worker is refused by the others
+            shared = Path(tempfile.mkdtemp(prefix="trdnav-cds-")) / "jti.sqlite"
+            os.environ[REPLAY_ENV_VAR] = str(shared)
         uvicorn.run("trdnav.web.app:create_app", factory=True, workers=workers, **common)
