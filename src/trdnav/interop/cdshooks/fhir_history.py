@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from trdnav.core.history import History
 from trdnav.interop.fhir.dosage import daily_mg
+from trdnav.interop.fhir.drug_refs import Medications
 from trdnav.interop.fhir.import_ import import_fhir
-from trdnav.interop.fhir.medications import Medications
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.schema import Drug
 
