@@ -258,7 +258,12 @@ def load_payers(
         try:
             policy = PayerPolicy.model_validate(raw)
         except ValidationError as exc:
-            for err in exc.errors():
+            errors = exc.errors()
+            # when every criterion is invalid, pydantic also says the tuple is empty: noise
+            bad_items = any(len(e["loc"]) > 1 and e["loc"][0] == "criteria" for e in errors)
+            for err in errors:
+                if bad_items and err["loc"] == ("criteria",) and err["type"] == "too_short":
+                    continue
                 loc = ".".join(str(p) for p in err["loc"]) or "(policy)"
                 problems.append(Problem(loc, "invalid", err["msg"], where))
             continue

@@ -62,6 +62,7 @@ from trdnav.knowledge.codes import (
 from trdnav.knowledge.fact_text import describe_fact, one_line
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.options import GuidelinePlacement, OutcomeFigure, TreatmentOption
+from trdnav.knowledge.payers import PayerPolicy
 from trdnav.knowledge.plan import BipolarLadder, StateDefinition, StepRule
 from trdnav.knowledge.population import (
     BandsFact,
@@ -198,6 +199,7 @@ WEIGHTS: Mapping[type[BaseModel], Weight] = {
     ReviewPoint: Weight.OTHER,
     MeasureBefore: Weight.OTHER,
     RecordFields: Weight.OTHER,
+    PayerPolicy: Weight.OTHER,  # a payer's paperwork rules, not a clinical fact
     Sourced: Weight.OTHER,  # adequacy's counting rules are a threshold: see _weight
 }
 """The weight of each verified-bearing model class (exact class, not subclasses)."""
