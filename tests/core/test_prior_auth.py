@@ -583,7 +583,8 @@ def test_no_exclusion_on_record_is_met_and_says_how_many_conditions_were_read(kb
     b = a_history().condition("hypertension", "controlled").condition("insomnia")
     r = judge(b, EXCLUSIONS, kb)
     assert r.status == "met"
-    assert r.reason.startswith("none recorded among 2 conditions")
+    assert r.reason.startswith("no excluded diagnosis or condition on record")
+    assert "2 conditions recorded, none excluded" in r.reason
 
 
 def test_an_excluded_diagnosis_psychosis_or_condition_is_not_met_and_named(kb):

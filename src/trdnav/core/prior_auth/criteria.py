@@ -238,7 +238,13 @@ def check_exclusions(ctx: Context, c: Exclusions) -> CriterionResult:
             summary=f"{checked}; {plural(n, 'condition')} on record",
         ),
     )
-    return result(c, "met", f"none recorded among {plural(n, 'condition')} ({checked}).", rows)
+    return result(
+        c,
+        "met",
+        f"no excluded diagnosis or condition on record ({checked}; "
+        f"{plural(n, 'condition')} recorded, none excluded).",
+        rows,
+    )
 
 
 # --- concurrent treatment ------------------------------------------------------------------------
