@@ -22,6 +22,7 @@ from trdnav.cli_db import register as _register_db
 from trdnav.cli_fhir import register as _register_fhir
 from trdnav.cli_knowledge import register as _register_knowledge
 from trdnav.cli_knowledge import write_knowledge_docs as _write_knowledge_docs
+from trdnav.cli_prior_auth import register as _register_prior_auth
 from trdnav.cli_synth import register as _register_synth
 from trdnav.cli_web import register as _register_web
 from trdnav.core.adequacy import AdequacyRules
@@ -327,3 +328,4 @@ _register_cohort(app)
 _register_knowledge(app)
 _register_fhir(app)
 _register_cds(app)
+_register_prior_auth(app)

@@ -764,13 +764,16 @@ def test_a_request_outside_the_effective_dates_is_noted(kb):
     assert r.in_effect and r.notes == ()
 
 
-def test_suicide_risk_alerts_are_carried_in_the_notes(kb):
+def test_suicide_risk_alerts_are_carried_with_the_result(kb):
     b = a_history()
     b.data["clinician_alerts"] = [
         {"date": AS_OF - timedelta(days=1), "severity": "high", "note": "plan disclosed"}
     ]
     r = evaluate(b, ADULT, kb=kb)
-    assert r.notes[0].startswith("suicide-risk alert (high, 2024-05-31)")
+    assert [(a.code, a.severity, a.date) for a in r.alerts] == [
+        ("suicide_risk", "high", AS_OF - timedelta(days=1))
+    ]
+    assert not any("suicide" in n for n in r.notes)  # shown once, from alerts
 
 
 def test_the_result_names_the_policy(kb):

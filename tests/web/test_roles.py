@@ -122,6 +122,10 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     # documents
     ("GET", "/patients/{patient_id}/summary"): READ,
     ("GET", "/patients/{patient_id}/summary.pdf"): READ,
+    # prior authorisation: the panel, the packet page and its PDF (a read: nothing is stored)
+    ("GET", "/patients/{patient_id}/prior-auth"): READ,
+    ("GET", "/patients/{patient_id}/prior-auth/packet"): READ,
+    ("POST", "/patients/{patient_id}/prior-auth/packet.pdf"): READ,
     # self-report: the clinician's side, then the patient's (the signed link is the credential)
     ("GET", "/patients/{patient_id}/selfreport/new"): WRITE,
     ("POST", "/patients/{patient_id}/selfreport"): WRITE,
@@ -190,6 +194,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/courses/{course_id}/sessions"): WRITE,
     ("POST", "/api/courses/{course_id}/notes"): WRITE,
     ("GET", "/api/courses/{course_id}/rems"): READ,
+    ("GET", "/api/patients/{patient_id}/prior-auth"): READ,
+    ("GET", "/api/prior-auth/policies"): READ,
 }
 
 # Routes that are not the app's own (no APIRoute) and carry no clinic data: skipped by name.

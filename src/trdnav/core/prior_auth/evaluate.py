@@ -121,11 +121,8 @@ def evaluate_policy(
         scored=scored,
     )
     results = tuple(evaluate_criterion(ctx, c) for c in policy.criteria)
-    notes = [
-        f"suicide-risk alert ({a.severity}, {iso(a.date)}): {a.message}"
-        for a in assessment.alerts
-        if a.code == "suicide_risk"
-    ]
+    alerts = tuple(a for a in assessment.alerts if a.code == "suicide_risk")
+    notes: list[str] = []
     if all(r.status == "not_applicable" or r.attestation for r in results):
         notes.append(
             f"no criterion of this policy, as encoded, can be judged from the record for {kind} "
@@ -163,6 +160,7 @@ def evaluate_policy(
         results=results,
         left_out=policy.left_out,
         notes=tuple(notes),
+        alerts=alerts,
     )
 
 

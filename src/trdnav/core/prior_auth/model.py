@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from trdnav.core.alerts import Alert
+
 Status = Literal["met", "not_met", "missing", "not_applicable"]
 """``missing``: the record cannot decide (never shown as met); ``not_applicable``: the criterion
 is for another kind of request (a renewal criterion on an initial request)."""
@@ -66,6 +68,8 @@ class PriorAuthResult(BaseModel):
     overall: Overall
     results: tuple[CriterionResult, ...]
     left_out: tuple[str, ...] = ()  # parts of the policy not encoded
+    # the patient's suicide-risk alerts: shown first wherever the result is (never silent)
+    alerts: tuple[Alert, ...] = ()
     notes: tuple[str, ...] = ()  # e.g. "policy effective dates end before the request date"
 
     def counts(self) -> dict[str, int]:
