@@ -170,16 +170,23 @@ def _weeks(ctx: Context, c: FailedTrials, check: TrialCheck) -> tuple[float | No
     return round(_weeks_at_or_above(trial, top, end), 1), level
 
 
+def _stopped_for_intolerance(
+    ctx: Context, failure: Failure, v: TrialVerdict, check: TrialCheck
+) -> bool:
+    """A trial stopped for intolerance: counted or not as the policy says (``check`` filled)."""
+    if v.outcome is not Outcome.INTOLERANCE:
+        return False
+    if failure.intolerance_counts:
+        check.basis = "stopped for intolerance (the policy accepts intolerance)"
+    else:
+        check.fails.append("stopped for intolerance; the policy counts inadequate response only")
+    check.summary = _summary(ctx, check, v.weeks_at_adequate_dose, "at an adequate dose")
+    return True
+
+
 def _check_antidepressant(ctx: Context, c: FailedTrials, v: TrialVerdict) -> TrialCheck:
     check = _new_check(ctx, v, outside_window(ctx, c.window, v.start, v.stop))
-    if v.outcome is Outcome.INTOLERANCE:
-        if c.failure.intolerance_counts:
-            check.basis = "stopped for intolerance (the policy accepts intolerance)"
-        else:
-            check.fails.append(
-                "stopped for intolerance; the policy counts inadequate response only"
-            )
-        check.summary = _summary(ctx, check, v.weeks_at_adequate_dose, "at an adequate dose")
+    if _stopped_for_intolerance(ctx, c.failure, v, check):
         return check
     weeks, level = _weeks(ctx, c, check)
     if weeks is not None and weeks + _EPS < c.min_weeks:
@@ -198,14 +205,7 @@ def _check_antidepressant(ctx: Context, c: FailedTrials, v: TrialVerdict) -> Tri
 
 def _check_augmentation(ctx: Context, c: AugmentationTrials, v: TrialVerdict) -> TrialCheck:
     check = _new_check(ctx, v, outside_window(ctx, c.window, v.start, v.stop))
-    if v.outcome is Outcome.INTOLERANCE:
-        if c.failure.intolerance_counts:
-            check.basis = "stopped for intolerance (the policy accepts intolerance)"
-        else:
-            check.fails.append(
-                "stopped for intolerance; the policy counts inadequate response only"
-            )
-        check.summary = _summary(ctx, check, v.weeks_at_adequate_dose, "at an adequate dose")
+    if _stopped_for_intolerance(ctx, c.failure, v, check):
         return check
     for code in (ReasonCode.DOSE_BELOW_MINIMUM, ReasonCode.SERUM_LEVEL_BELOW_TARGET):
         if (msg := _explained(v, code)) is not None:
