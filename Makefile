@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run assess test lint typecheck unit services bench schema knowledge clean
+.PHONY: run assess test lint typecheck unit services bench reliability schema knowledge clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,16 @@ bench: $(STAMP)  # runs every benchmark, then fails if any missed its target
 	$(BIN)/python bench/bench_web.py || status=1; \
 	$(BIN)/python bench/bench_population.py || status=1; \
 	$(BIN)/python bench/bench_cds.py || status=1; \
+	exit $$status
+
+# the long reliability runs of docs/reliability.md (the suite runs short versions of each):
+# SIGKILL of the server under acknowledged writes (50 kills per database), import/restore killed
+# midway, 20+20 concurrent editors, and the 10-minute soak at 30 users
+reliability: $(STAMP) services
+	status=0; \
+	$(BIN)/python bench/bench_kills.py || status=1; \
+	$(BIN)/python bench/bench_concurrency.py || status=1; \
+	$(BIN)/python bench/bench_soak.py || status=1; \
 	exit $$status
 
 schema: $(STAMP)
