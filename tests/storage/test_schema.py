@@ -35,6 +35,10 @@ EXPECTED_TABLES = {
     "api_tokens",
     "courses",
     "patient_identities",
+    "user_sessions",
+    "pending_signins",
+    "user_totp",
+    "recovery_codes",
 }
 
 
