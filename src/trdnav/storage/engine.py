@@ -3,6 +3,10 @@
 SQLite commits are durable on power loss (``synchronous=FULL``) unless
 ``TRDNAV_SQLITE_SYNCHRONOUS=NORMAL`` is set: faster under write load (every read of patient data
 writes an audit event), but a power failure may lose the last commits (never corrupts the file).
+
+Every engine tests a pooled connection before handing it out (``pool_pre_ping``): after the
+database server restarts, or an administrator ends the app's sessions, the next request gets a
+fresh connection instead of failing on a dead one (docs/reliability.md, Faults).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default :func:`database_url`)."""
-    engine = create_engine(normalise_url(url) if url else database_url())
+    engine = create_engine(normalise_url(url) if url else database_url(), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
