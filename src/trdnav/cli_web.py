@@ -64,6 +64,21 @@ def create_user(url: str, username: str, role: str, password: str) -> int:
         engine.dispose()
 
 
+def _upgrade_or_exit(url: str) -> None:
+    """Migrate the database before serving; a database that cannot be reached is named in one
+    line (exit 2) and the server does not start (a service manager retries it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        upgrade(url)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        where = make_url(url).render_as_string(hide_password=True)
+        reason = cause[0] if cause else type(exc).__name__
+        raise _fail(f"--database-url: cannot open the database {where}: {reason}") from None
+
+
 def register(app: typer.Typer) -> None:
     user_app = typer.Typer(help="Users of the clinic application.", no_args_is_help=True)
     app.add_typer(user_app, name="user")
@@ -202,7 +217,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error {exc}", err=True)
             raise typer.Exit(2) from None
-        upgrade(settings.database_url)
+        _upgrade_or_exit(settings.database_url)
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
