@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from trdnav.bounded_decode import DecodeRefused, load_json, load_yaml
 from trdnav.core.checks import check_history
+from trdnav.core.date_range import implausible_message, plausible
 from trdnav.core.history import TREATMENT_TYPES, History
 from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge
@@ -76,6 +78,18 @@ def parse_history(data: Any, kb: Knowledge, today: date, file: str | None = None
     except ValidationError as exc:
         raise InputError(problems_from_validation(exc, file)) from None
     as_of = history.assessed_on or today
+    if not plausible(as_of):  # `--today 9999-12-31`: every date check would pass, then overflow
+        raise InputError(
+            [
+                Problem(
+                    "assessed_on",
+                    "date_implausible",
+                    implausible_message(as_of)
+                    + ("" if history.assessed_on else " (no assessed_on: the date given as today)"),
+                    file,
+                )
+            ]
+        )
     problems = [Problem(p.loc, p.code, p.message, file) for p in check_history(history, kb, as_of)]
     if problems:
         raise InputError(problems)
@@ -96,8 +110,10 @@ def decode_file(path: Path) -> Any:
         raise InputError([Problem("", "file_unreadable", "not a UTF-8 text file", name)]) from None
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            return load_json(text)
+        return load_yaml(text)
+    except DecodeRefused as exc:
+        raise InputError([Problem("", "input_refused", str(exc), name)]) from None
     except json.JSONDecodeError as exc:
         raise InputError(
             [

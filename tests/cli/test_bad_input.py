@@ -208,3 +208,53 @@ def test_a_measurement_dated_before_birth_is_refused(tmp_path):
     r = _run("assess", str(_write(tmp_path, data)))
     assert r.exit_code == 2
     assert "measurements[0].date" in r.stderr and "before the birth date" in r.stderr
+
+
+def _example_with(tmp_path: Path, old: str, new: str) -> Path:
+    """examples/01 with one line changed, written as a copy."""
+    text = (Path(__file__).parents[2] / "examples" / "01-not-trd-first-trial.yaml").read_text()
+    assert old in text
+    return _write(tmp_path, text.replace(old, new))
+
+
+def test_a_dose_step_dated_9999_12_31_is_refused_naming_the_field_without_a_traceback(tmp_path):
+    p = _example_with(
+        tmp_path, "{from: 2024-05-20, mg_per_day: 60}", "{from: 9999-12-31, mg_per_day: 60}"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "trdnav", "assess", str(p)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 2, r.stdout
+    assert "Traceback" not in r.stderr
+    assert (
+        "treatments[1].doses[1].from: 9999-12-31 is not a plausible date "
+        "(expected 1900-01-01 to 2199-12-31)"
+    ) in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "loc"),
+    [
+        ("assessed_on: 2024-06-01", "assessed_on: 9999-12-31", "assessed_on"),
+        ("birth_date: 1992-03-14", "birth_date: 0001-01-01", "patient.birth_date"),
+        ("onset: 2023-09-01", "onset: 1066-10-14", "episode.onset"),
+        ("date: 2024-01-15", "date: 1899-12-31", "measurements[1].date"),
+    ],
+)
+def test_a_date_outside_1900_to_2199_is_refused_naming_the_field(tmp_path, old, new, loc):
+    r = _run("assess", str(_example_with(tmp_path, old, new)))
+    assert r.exit_code == 2, r.stdout
+    line = next((ln for ln in r.stderr.splitlines() if f"{loc}:" in ln), None)
+    assert line is not None, r.stderr
+    assert "is not a plausible date" in line
+
+
+def test_an_implausible_today_is_refused_when_the_file_has_no_assessment_date(tmp_path):
+    p = _example_with(tmp_path, "assessed_on: 2024-06-01", "")
+    r = _run("assess", "--today", "9999-12-31", str(p))
+    assert r.exit_code == 2, r.stdout
+    assert "assessed_on: 9999-12-31 is not a plausible date" in r.stderr
+    assert "the date given as today" in r.stderr

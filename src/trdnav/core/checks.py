@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from trdnav.core.date_range import implausible_dates
 from trdnav.core.history import Condition, History, Measurement, Medication
 from trdnav.core.measures import measurement_problems
 from trdnav.core.workup import workup_input_problems
@@ -28,7 +29,10 @@ def _suggest(names: list[str]) -> str:
 
 
 def check_history(history: History, kb: Knowledge, as_of: date) -> list[Problem]:
-    problems: list[Problem] = []
+    # a date out of range (9999-12-31) is reported alone: the other checks do date arithmetic
+    problems: list[Problem] = implausible_dates(history)
+    if problems:
+        return problems
     p = history.patient
     if p.birth_date is not None and p.birth_date > as_of:
         problems.append(_after("patient.birth_date", p.birth_date, as_of))

@@ -19,12 +19,13 @@ Every conclusion carries its rule and its citation keys. The rules are in ``docs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from trdnav.core.adequacy import TrialVerdict
+from trdnav.core.date_range import add_days
 from trdnav.core.history import Diagnosis, History, Medication, Outcome
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.core.reasons import Explanation, ReasonCode
@@ -311,7 +312,7 @@ def current_state(
     assert isinstance(trial, Medication)  # noqa: S101 - verdicts are of medications
     adequacy, adequacy_detail = _adequacy(v)
     keys.update(v.citations)
-    window = [s for s in scored if trial.start - timedelta(days=60) <= s.date <= as_of]
+    window = [s for s in scored if add_days(trial.start, -60) <= s.date <= as_of]
     derived = derive_trial_outcome(window, kb, trial.start, None, as_of)
     response: ResponseState
     weeks_since: float | None = None
@@ -361,7 +362,7 @@ def current_state(
 
     responded_on, lost_on = _lost_response(trial, derived, window, kb, as_of)
     if response not in ("remission", "response") and lost_on is not None:
-        before = _dose_on(trial, responded_on or lost_on - timedelta(days=1))
+        before = _dose_on(trial, responded_on or add_days(lost_on, -1))
         at_loss = _dose_on(trial, lost_on)
         lowered = before is not None and at_loss is not None and at_loss < before
         response = "relapse" if lowered else "response_lost"

@@ -13,12 +13,13 @@ Thresholds are in ``knowledge/data/workup/reevaluation.yaml``. Pure: no clock, n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from trdnav.core.adequacy import TrialVerdict
+from trdnav.core.date_range import add_days
 from trdnav.core.history import History
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.core.reasons import Flag
@@ -124,7 +125,7 @@ def _worsening(
 def _recent(
     scored: Sequence[ScoredMeasurement], as_of: date, rules: ReevaluationRules
 ) -> list[ScoredMeasurement]:
-    since = as_of - timedelta(weeks=rules.recent_weeks.value)
+    since = add_days(as_of, -7 * rules.recent_weeks.value)
     return [s for s in scored if since <= s.date <= as_of]
 
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from trdnav.core.date_range import add_days
 from trdnav.core.history import History, Medication
 from trdnav.knowledge.load import Knowledge, normalize_drug_name
 from trdnav.knowledge.safety import ConditionRule, DoseCap, FindingSeverity, Target, Washout
@@ -353,7 +354,7 @@ def screen_option(
         out: dict[str, tuple[Washout, list[str]]] = {}
         for u in new:
             w = _washout(prior, u, kb)
-            if w is not None and as_of < stop + timedelta(days=w.days):
+            if w is not None and as_of < add_days(stop, w.days):
                 out.setdefault(w.id, (w, []))[1].append(u.label)
         return out
 
@@ -361,7 +362,7 @@ def screen_option(
         if s.stop is None:
             continue
         for w, matched in washouts(s, s.stop).values():
-            safe = s.stop + timedelta(days=w.days)
+            safe = add_days(s.stop, w.days)
             severity, prefix = _scoped("contraindicated", matched, n, False)
             findings.append(
                 _finding(
@@ -381,7 +382,7 @@ def screen_option(
         is_antidepressant = c.drug_id is not None and kb.is_antidepressant(kb.drugs[c.drug_id])
         if switching and is_antidepressant:
             for w, matched in washouts(c, as_of).values():
-                safe = as_of + timedelta(days=w.days)
+                safe = add_days(as_of, w.days)
                 severity, prefix = _scoped("contraindicated", matched, n, False)
                 findings.append(
                     _finding(
@@ -506,7 +507,7 @@ def screen_current(history: History, as_of: date, kb: Knowledge) -> list[Finding
             w = _washout(s, u, kb)
             if w is None or s.stop is None or u.start is None:
                 continue
-            safe = s.stop + timedelta(days=w.days)
+            safe = add_days(s.stop, w.days)
             if s.stop <= u.start < safe:
                 findings.append(
                     _finding(
@@ -554,7 +555,7 @@ def safety_alerts(history: History, as_of: date, kb: Knowledge) -> list[SafetyAl
         if not rules:
             continue
         longest = max(rules, key=lambda w: w.days)
-        safe = s.stop + timedelta(days=longest.days)
+        safe = add_days(s.stop, longest.days)
         if as_of < safe and not any(u.label == s.label for u in current):
             alerts.append(
                 SafetyAlert(

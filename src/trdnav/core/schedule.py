@@ -8,11 +8,12 @@ signal. Pure: ``as_of`` is passed in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from trdnav.core.date_range import add_days
 from trdnav.core.history import Ect, Esketamine, History, Ketamine, Medication, Rtms, Treatment
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.knowledge.load import Knowledge
@@ -84,7 +85,7 @@ def measurement_schedule(
                 continue
             since = min(_last_change(t) for t in acute)
             last = _last(scored, rule.instrument, since)
-            due_on = (last or since) + timedelta(days=rule.every_days)
+            due_on = add_days(last or since, rule.every_days)
             names = ", ".join(sorted({getattr(t, "drug", t.type) for t in acute}))
             out.append(
                 _item(
@@ -124,7 +125,7 @@ def measurement_schedule(
             last = _last(scored, rule.instrument, latest)
             if last is not None:
                 continue  # the structured assessment was done on or after the latest signal
-            due_on = latest + timedelta(days=rule.every_days - 1)
+            due_on = add_days(latest, rule.every_days - 1)
             out.append(
                 _item(
                     rule,

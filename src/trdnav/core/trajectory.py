@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from trdnav.core.date_range import add_days
 from trdnav.core.history import History, Medication, Outcome
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.knowledge.load import Knowledge
@@ -407,7 +408,7 @@ def trajectories(
 def _trial_points(
     points: list[TrajectoryPoint], start: date, end: date, days: int
 ) -> tuple[TrajectoryPoint, TrajectoryPoint, str] | None:
-    lookback = start - timedelta(days=days)
+    lookback = add_days(start, -days)
     before = [p for p in points if lookback <= p.date <= start]
     inside = [p for p in points if start < p.date <= end]
     if before:
@@ -436,7 +437,7 @@ def derive_trial_outcome(
     the trial's window decides; None when no instrument has two such scores.
     """
     grace = kb.measurement.trial_window_grace_days
-    end = min((stop or as_of) + timedelta(days=grace.value), as_of)
+    end = min(add_days(stop or as_of, grace.value), as_of)
     for inst_id in TRIAL_OUTCOME_INSTRUMENTS:
         inst = kb.instruments.get(inst_id)
         out = None if inst is None else inst.outcomes

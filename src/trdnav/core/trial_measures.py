@@ -7,6 +7,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from trdnav.core.date_range import add_days
 from trdnav.core.history import Medication, Outcome
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.core.trajectory import DerivedOutcome, derive_trial_outcome
@@ -63,8 +64,8 @@ def measured_trial(
         return trial, None  # nothing the scores could add
     # only the scores that can fall in the trial's window (scored is sorted by date)
     m = kb.measurement
-    first = trial.start - timedelta(days=m.trial_baseline_lookback_days.value)
-    last = (trial.stop or as_of) + timedelta(days=m.trial_window_grace_days.value)
+    first = add_days(trial.start, -m.trial_baseline_lookback_days.value)
+    last = add_days(trial.stop or as_of, m.trial_window_grace_days.value)
     window = scored[bisect_left(scored, first, key=_date) : bisect_right(scored, last, key=_date)]
     if len(window) < 2:
         return trial, None

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from trdnav.core.assessment import Assessment
+from trdnav.core.date_range import add_days
 from trdnav.core.history import History
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.core.prior_auth.model import CriterionResult, Evidence, Status
@@ -77,7 +78,7 @@ def years_before(d: date, years: float) -> date:
             return d.replace(year=y)
         except ValueError:
             return d.replace(year=y, day=28)
-    return d - timedelta(days=round(years * 365.25))
+    return add_days(d, -round(years * 365.25))
 
 
 def outside_window(ctx: Context, window: Window, start: date, stop: date | None) -> str | None:
@@ -185,7 +186,7 @@ def score_change(
     end = min((stop or ctx.request_date) + grace, ctx.request_date)
     for inst_id in ids:
         rows = [s for s in ctx.scored if s.instrument_id == inst_id and s.score.total is not None]
-        before = [s for s in rows if start - timedelta(days=lookback) <= s.date <= start]
+        before = [s for s in rows if add_days(start, -lookback) <= s.date <= start]
         inside = [s for s in rows if start < s.date <= end]
         if before:
             base = before[-1]

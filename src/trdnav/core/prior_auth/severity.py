@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date
 
+from trdnav.core.date_range import add_days
 from trdnav.core.history import Medication
 from trdnav.core.measures import ScoredMeasurement
 from trdnav.core.prior_auth.context import (
@@ -41,7 +42,7 @@ def check_baseline_severity(ctx: Context, c: BaselineSeverity) -> CriterionResul
     for t in c.thresholds:
         for inst_id in instrument_ids(ctx, (t.instrument,)):
             by_id.setdefault(inst_id, t)
-    since = ctx.request_date - timedelta(days=c.within_days)
+    since = add_days(ctx.request_date, -c.within_days)
     names = instrument_names(ctx, tuple(by_id))
     wanted = " or ".join(_threshold_text(ctx, i, t) for i, t in by_id.items())
     accepted = [s for s in ctx.scored if s.instrument_id in by_id and s.score.total is not None]
