@@ -1,0 +1,1 @@
+"""Fuzzing: the history reader, FHIR import and the API (issue 16, part 5)."""
