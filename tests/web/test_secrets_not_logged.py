@@ -114,7 +114,9 @@ def test_passwords_tokens_and_keys_never_reach_the_log_or_the_database(
     pid = world.samples["patient_id"]
     read = client.get(f"/api/patients/{pid}", headers={"Authorization": f"Bearer {api}"})
     assert read.status_code == 200
-    refused = client.get(f"/api/patients/{pid}", headers={"Authorization": f"Bearer {FORGED_TOKEN}"})
+    refused = client.get(
+        f"/api/patients/{pid}", headers={"Authorization": f"Bearer {FORGED_TOKEN}"}
+    )
     assert refused.status_code == 401
 
     form = client.get(f"/r/{world.samples['token']}")

@@ -99,6 +99,9 @@ ALERT_SIZE = 8.0
 RC: dict[RcKeyType, object] = {
     "svg.hashsalt": "trdnav-chart",
     "svg.fonttype": "none",  # text stays text: searchable, accessible, testable
+    # labels carry text typed by people (patient id, an unlisted drug's name): "$" is a dollar,
+    # never the start of TeX (mathtext would render it as maths, or fail on "$x^{$")
+    "text.parse_math": False,
     "font.family": "DejaVu Sans",
     "font.size": 9.0,
     "axes.edgecolor": MUTED,
