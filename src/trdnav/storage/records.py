@@ -197,8 +197,10 @@ def save(
     its summary and that change are stored together or not at all.
     """
 
+    # assessed before the transaction: a save holds its write lock only while it writes
+    a = assess_as_of(history, kb, today)
+
     def refresh(patient: m.Patient) -> None:
-        a = assess_as_of(history, kb, today)
         write_summary(session, patient, a)
         # the page shown after the save reads this version back: it need not be assessed again
         _assessments.put((history.patient.id, patient.version, today, None), history, kb, a)
@@ -224,19 +226,30 @@ def change(
     """Apply ``edit`` to the stored history's data, validate, save at ``expected_version``.
 
     ``expected_version=None`` skips the version check (a patient's self-report adds a
-    measurement whatever the clinicians saved meanwhile).
+    measurement whatever the clinicians saved meanwhile): the record is then locked before it is
+    read (:func:`repository.lock_record`) and saved in the same transaction, so a save made
+    meanwhile by someone else is waited for and kept, never overwritten.
 
-    ``edit`` changes the data in place (or returns new data). Raises ``InputError`` (field paths
-    of the history format), ``StaleRecordError`` or ``PatientNotFoundError``; nothing is stored
-    on any error.
+    ``edit`` changes the data in place (or returns new data); it is called once. Raises
+    ``InputError`` (field paths of the history format), ``StaleRecordError`` or
+    ``PatientNotFoundError``; nothing is stored on any error.
     """
-    history, _version = repository.load_record(session, patient_id, user, ip)
-    data = history_data(history)
-    # an edited record is live: it is assessed, and its dates checked, as of today
-    data.pop("assessed_on", None)
-    data = edit(data) or data
-    updated = validate(data, kb, today)
-    save(session, updated, kb, today, user, expected_version=expected_version, ip=ip, also=also)
+    locked = expected_version is None
+    try:
+        if locked:
+            repository.lock_record(session, patient_id)
+        history, version = repository.load_record(session, patient_id, user, ip, commit=not locked)
+        data = history_data(history)
+        # an edited record is live: it is assessed, and its dates checked, as of today
+        data.pop("assessed_on", None)
+        data = edit(data) or data
+        updated = validate(data, kb, today)
+    except BaseException:
+        if locked:
+            session.rollback()
+        raise
+    expected = version if locked else expected_version
+    save(session, updated, kb, today, user, expected_version=expected, ip=ip, also=also)
     return updated
 
 

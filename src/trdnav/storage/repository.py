@@ -3,6 +3,12 @@
 ``save_history`` replaces a patient's full record in one transaction (committed on success, rolled
 back on any error) and bumps the patient's ``version``; pass ``expected_version`` for optimistic
 locking. Patients are addressed by their clinic identifier (``history.patient.id``).
+
+The version is bumped first, by one conditional ``UPDATE … WHERE version = <the version read>``:
+that statement takes the row's lock (PostgreSQL) or the database's write lock (SQLite) before any
+child row is touched, and a concurrent save that committed in between makes it match no row, so
+two saves from the same version can never both succeed (no lost update); the loser gets
+:class:`StaleRecordError` and stores nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from trdnav.core import history as h
 from trdnav.errors import TrdnavError
@@ -152,6 +160,9 @@ def _fill(p: m.Patient, history: h.History) -> None:
     ]
 
 
+SAVE_ATTEMPTS = 5  # a save without an expected version retries a lost race this many times
+
+
 def save_history(
     session: Session,
     history: h.History,
@@ -163,37 +174,101 @@ def save_history(
     """Create or replace the patient's full record; commit; return the patient id.
 
     Raises :class:`StaleRecordError` (nothing stored) when ``expected_version`` is given and the
-    stored version differs (a new patient has version 0). ``before_commit`` runs inside the same
-    transaction (e.g. to refresh the patient's summary), so its failure stores nothing either.
+    stored version differs (a new patient has version 0), also when another save of the same
+    version wins a race. Without ``expected_version`` the record is replaced whatever is stored
+    (a lost race is retried). ``before_commit`` runs inside the same transaction (e.g. to refresh
+    the patient's summary), so its failure stores nothing either.
     """
+    for _attempt in range(SAVE_ATTEMPTS):
+        try:
+            if _save_once(session, history, user, expected_version, ip, before_commit):
+                session.commit()
+                return history.patient.id
+            session.rollback()
+        except BaseException:
+            session.rollback()
+            raise
+    raise StaleRecordError(  # pragma: no cover - five lost races in a row
+        history.patient.id, -1, patient_version(session, history.patient.id) or 0
+    )
+
+
+def _claim_version(session: Session, p: m.Patient, stored: int) -> bool:
+    """Bump the stored version from ``stored`` (taking the row's write lock); False if it moved."""
+    result = session.execute(
+        update(m.Patient)
+        .where(m.Patient.id == p.id, m.Patient.version == stored)
+        .values(version=stored + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not isinstance(result, CursorResult) or result.rowcount != 1:
+        return False
+    set_committed_value(p, "version", stored + 1)
+    return True
+
+
+def _save_once(
+    session: Session,
+    history: h.History,
+    user: str,
+    expected_version: int | None,
+    ip: str | None,
+    before_commit: Callable[[m.Patient], None] | None,
+) -> bool:
+    """One attempt (the caller commits); False when a race without an expected version was lost."""
     patient_id = history.patient.id
-    try:
-        p = _get_patient(session, patient_id)
-        stored = p.version if p is not None else 0
-        if expected_version is not None and expected_version != stored:
-            raise StaleRecordError(patient_id, expected_version, stored)
-        if p is None:
-            p = m.Patient(external_id=patient_id, version=1)
-            session.add(p)
-            action = "create"
-        else:
-            # children are replaced: delete the old rows before inserting the new ones
-            p.episode = None
-            p.conditions, p.treatments, p.measurements, p.labs = [], [], [], []
-            p.pgx_results, p.current_medications, p.clinician_alerts = [], [], []
-            session.flush()
-            p.version = stored + 1
-            action = "update"
+    p = _get_patient(session, patient_id)
+    stored = p.version if p is not None else 0
+    if expected_version is not None and expected_version != stored:
+        raise StaleRecordError(patient_id, expected_version, stored)
+    if p is None:
+        p = m.Patient(external_id=patient_id, version=1)
         _fill(p, history)
-        record_audit(session, user, action, "patient", patient_id, ip)
-        if before_commit is not None:
+        session.add(p)
+        action = "create"
+        try:
             session.flush()
-            before_commit(p)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return patient_id
+        except IntegrityError:
+            # created by someone else since the read above
+            session.rollback()
+            now = patient_version(session, patient_id)
+            if now is None:
+                raise
+            if expected_version is not None:
+                raise StaleRecordError(patient_id, expected_version, now) from None
+            return False
+    else:
+        if not _claim_version(session, p, stored):
+            if expected_version is not None:
+                session.rollback()
+                raise StaleRecordError(
+                    patient_id, expected_version, patient_version(session, patient_id) or 0
+                )
+            return False
+        # children are replaced: delete the old rows before inserting the new ones
+        p.episode = None
+        p.conditions, p.treatments, p.measurements, p.labs = [], [], [], []
+        p.pgx_results, p.current_medications, p.clinician_alerts = [], [], []
+        session.flush()
+        _fill(p, history)
+        action = "update"
+    record_audit(session, user, action, "patient", patient_id, ip)
+    if before_commit is not None:
+        session.flush()
+        before_commit(p)
+    return True
+
+
+def lock_record(session: Session, patient_id: str) -> None:
+    """Take the patient's write lock until the transaction ends (PostgreSQL: the row's lock;
+    SQLite: the database's write lock), so that a read-modify-write in the same transaction
+    cannot be overtaken. A patient that does not exist is not an error here."""
+    session.execute(
+        update(m.Patient)
+        .where(m.Patient.external_id == patient_id)
+        .values(version=m.Patient.version)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _treatment(t: Any, doses: Sequence[Any]) -> Any:
@@ -317,15 +392,22 @@ def load_history(
 
 
 def load_record(
-    session: Session, patient_id: str, user: str = "system", ip: str | None = None
+    session: Session,
+    patient_id: str,
+    user: str = "system",
+    ip: str | None = None,
+    commit: bool = True,
 ) -> tuple[h.History, int]:
-    """The stored history and its version (for optimistic locking); audited as a read."""
+    """The stored history and its version (for optimistic locking); audited as a read.
+
+    ``commit=False`` leaves the read (and its audit event) in the caller's transaction."""
     rows = _read_rows(session, patient_id)
     if rows is None:
         raise PatientNotFoundError(patient_id)
     history = _to_history(rows)
     record_audit(session, user, "read", "patient", patient_id, ip)
-    session.commit()
+    if commit:
+        session.commit()
     return history, int(rows.patient.version)
 
 
