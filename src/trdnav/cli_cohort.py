@@ -5,11 +5,18 @@ reads, runs it, and writes the cohort (OMOP cohort layout), the per-person featu
 attrition report (``attrition.md``, ``attrition.csv`` and ``attrition.png``). Every user mistake
 — a path or URL that does not open, a missing table or column, a column of the wrong type, an
 empty ``person`` table, an output that cannot be written — exits 2 with a message naming it.
+
+A database failure while the phenotype runs (the connection lost, the server ending the session, a
+value the database cannot convert) exits 1 with one line naming the step that failed
+(:mod:`trdnav.population.failures`), never a traceback. The output files are written under
+temporary names next to their final ones and renamed only when every stage has succeeded: a
+failed run leaves no new file behind (files of an earlier run are left as they were).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,11 +25,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import default_knowledge
+from trdnav.population.failures import StepFailedError, step
 from trdnav.population.report import (
     NOTICE,
     AttritionRow,
@@ -100,6 +109,39 @@ def cohort_layout(table: Any) -> Any:
     return table.select(layout.names).cast(layout).sort_by([("subject_id", "ascending")])
 
 
+class _StagedFiles:
+    """Output files written under temporary names beside their final ones, then renamed together
+    by :meth:`publish`; :meth:`discard` removes those not renamed (a failed run leaves none)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path, str]] = []  # (temporary, final, option)
+
+    def temporary(self, final: Path, option: str) -> Path:
+        # the same suffix: the writers choose the format (Parquet or CSV, PNG) by it
+        temporary = final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+        self.pending.append((temporary, final, option))
+        return temporary
+
+    def publish(self) -> None:
+        for _temporary, final, option in self.pending:  # refused before any file is renamed
+            if final.is_dir():
+                raise _Failed([Problem(option, "unwritable", f"cannot write {final}: a folder")])
+        while self.pending:
+            temporary, final, option = self.pending[0]
+            try:
+                os.replace(temporary, final)
+            except OSError as exc:
+                raise _Failed(
+                    [Problem(option, "unwritable", f"cannot write {final}: {exc.strerror}")]
+                ) from None
+            self.pending.pop(0)
+
+    def discard(self) -> None:
+        for temporary, _final, _option in self.pending:
+            temporary.unlink(missing_ok=True)
+        self.pending.clear()
+
+
 def _attrition_table(rows: list[AttritionRow]) -> Table:
     table = Table(title="TRD cohort: persons remaining after each criterion", title_justify="left")
     table.add_column("step", justify="right")
@@ -129,7 +171,8 @@ class _Stages:
     def run(self, stage: str, work: Callable[[], T]) -> T:
         self.progress.update(self.task, description=stage)
         started = time.perf_counter()
-        result = work()
+        with step(stage):
+            result = work()
         elapsed = time.perf_counter() - started
         self.seconds[stage] = elapsed
         self.progress.console.print(f"[green]✓[/] {stage} ({elapsed:.1f} s)")
@@ -218,6 +261,13 @@ def register(app: typer.Typer) -> None:
                 err.print(f"[bold red]{exc.headline}[/]")
             _report_problems(tuple(exc.problems))
             raise typer.Exit(2) from None
+        except StepFailedError as exc:
+            err.print(
+                "[bold red]error[/] "
+                + escape(f"the phenotype failed at step {exc.step!r}: {exc.reason}")
+            )
+            err.print("nothing was written: no cohort, feature or attrition file of this run")
+            raise typer.Exit(1) from None
 
         stdout.print(_attrition_table(rows))
         stdout.print(f"data: {description}", soft_wrap=True)
@@ -247,7 +297,9 @@ def _run(
         console=err,
         transient=True,
     )
+    staged = _StagedFiles()
     with progress, contextlib.ExitStack() as stack:
+        stack.callback(staged.discard)  # runs last: whatever was not published is removed
         stages = _Stages(progress)
         source = stages.run(
             "opening the OMOP data", lambda: open_omop(omop, omop_path=omop_path, schema=schema)
@@ -287,12 +339,16 @@ def _run(
         result, rows = stages.run("running the phenotype", phenotype)
         stages.run(
             "writing the cohort",
-            lambda: _write_table(cohort_layout(to_arrow(result.cohort)), out, "--out"),
+            lambda: _write_table(
+                cohort_layout(to_arrow(result.cohort)), staged.temporary(out, "--out"), "--out"
+            ),
         )
         stages.run(
             "writing the features",
             lambda: _write_table(
-                to_arrow(result.features, sort_by="subject_id"), features_path, "--features"
+                to_arrow(result.features, sort_by="subject_id"),
+                staged.temporary(features_path, "--features"),
+                "--features",
             ),
         )
 
@@ -309,9 +365,11 @@ def _run(
                 generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             )
             try:
-                md_path.write_text(text, encoding="utf-8")
-                csv_path.write_text(attrition_csv(rows), encoding="utf-8")
-                attrition_chart(rows, png_path)
+                staged.temporary(md_path, "--report").write_text(text, encoding="utf-8")
+                staged.temporary(csv_path, "--report").write_text(
+                    attrition_csv(rows), encoding="utf-8"
+                )
+                attrition_chart(rows, staged.temporary(png_path, "--report"))
             except OSError as exc:
                 raise _Failed(
                     [Problem("--report", "unwritable", f"cannot write the report: {exc}")]
@@ -319,5 +377,6 @@ def _run(
             return [md_path, csv_path, png_path]
 
         report_paths = stages.run("writing the report", write_report)
+        staged.publish()
         description = source.description
     return rows, [out, features_path, *report_paths], description

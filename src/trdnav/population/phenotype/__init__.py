@@ -10,6 +10,10 @@ tables of the tables' own connection (DuckDB and PostgreSQL: ``create_table(temp
 a local checkpoint registered as a temporary view), so the call itself runs the heavy part and
 the returned tables are cheap to read.
 With ``materialize=False`` nothing runs until a result is executed.
+
+Each materialised intermediate is a named step (``"drug eras"``, ``"treatment steps"`` ...): a
+database failure while it runs raises :class:`~trdnav.population.failures.StepFailedError` naming
+it (``trdnav cohort`` reports it in one line).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import ibis
 import ibis.expr.types as ir
 
 from trdnav.knowledge.load import Knowledge
+from trdnav.population import failures
 from trdnav.population.concepts import (
     SESSION_DRUG,
     drug_ingredients,
@@ -87,20 +92,21 @@ def _lookup(table: ir.Table, kb: Knowledge) -> ir.Table:
 
 def _materializer(table: ir.Table, enabled: bool):  # type: ignore[no-untyped-def]
     if not enabled:
-        return lambda expr: expr
+        return lambda step, expr: expr
     con = ibis.get_backend(table)
     name = getattr(con, "name", "")
 
-    def write(expr: ir.Table) -> ir.Table:
+    def write(step: str, expr: ir.Table) -> ir.Table:
         label = _label()
-        if name == "pyspark":
-            # cache() keeps the lineage in every later plan (plans grow until the driver runs
-            # out of memory) and does not register memtables; a local checkpoint cuts it.
-            con._run_pre_execute_hooks(expr)
-            frame = con._session.sql(con.compile(expr)).localCheckpoint()
-            frame.createOrReplaceTempView(label)
-            return con.table(label)
-        return con.create_table(label, expr, temp=True)
+        with failures.step(step):
+            if name == "pyspark":
+                # cache() keeps the lineage in every later plan (plans grow until the driver runs
+                # out of memory) and does not register memtables; a local checkpoint cuts it.
+                con._run_pre_execute_hooks(expr)
+                frame = con._session.sql(con.compile(expr)).localCheckpoint()
+                frame.createOrReplaceTempView(label)
+                return con.table(label)
+            return con.create_table(label, expr, temp=True)
 
     return write
 
@@ -110,32 +116,33 @@ def run_phenotype(
 ) -> PhenotypeResult:
     """The TRD cohort, features and attrition of ``tables`` (see the module docstring)."""
     keep = _materializer(tables.person, materialize)
-    lookup = _lookup(tables.person, kb)
+    with failures.step("ingredient lookup"):
+        lookup = _lookup(tables.person, kb)
 
-    dx = keep(diagnosis_records(tables, kb, ("mdd", "mdd_psychotic")))
+    dx = keep("diagnoses", diagnosis_records(tables, kb, ("mdd", "mdd_psychotic")))
     mdd = dx.filter(dx.set_id == "mdd").select("person_id", "condition_date")
     psychotic = dx.filter(dx.set_id == "mdd_psychotic").select("person_id", "condition_date")
     mdd_persons = mdd.select("person_id").distinct()
-    excluded = keep(excluded_persons(tables, kb))
-    eligible = keep(mdd_persons.anti_join(excluded, "person_id"))
+    excluded = keep("exclusions", excluded_persons(tables, kb))
+    eligible = keep("eligible persons", mdd_persons.anti_join(excluded, "person_id"))
     mdd_eligible = mdd.semi_join(eligible, "person_id")
 
-    eps = keep(episodes(mdd_eligible, tables, kb))
-    drug_map = keep(drug_ingredients(tables, kb, lookup))
+    eps = keep("depressive episodes", episodes(mdd_eligible, tables, kb))
+    drug_map = keep("drug ingredients", drug_ingredients(tables, kb, lookup))
     # not materialised: the 10-20 M exposure rows stream into the era windows
     ex = exposures(tables, kb, drug_map, eligible)
     session_key = ingredient_keys(kb)[SESSION_DRUG]
-    era = keep(eras(ex.filter(ex.ingredient_key != session_key), lookup, kb))
+    era = keep("drug eras", eras(ex.filter(ex.ingredient_key != session_key), lookup, kb))
     drug_sessions = ex.filter(ex.ingredient_key == session_key).select(
         "person_id", step_date=ex.exposure_start, modality=ibis.literal(SESSION_DRUG)
     )
     procs = procedure_records(tables, kb).semi_join(eligible, "person_id")
-    sessions = keep(procs.union(drug_sessions).distinct())
-    st = keep(steps(era, eps, sessions, kb))
-    ei = keep(episode_index(st))
-    cand = keep(candidates(first_index(ei), tables, kb))
+    sessions = keep("treatment sessions", procs.union(drug_sessions).distinct())
+    st = keep("treatment steps", steps(era, eps, sessions, kb))
+    ei = keep("episode index", episode_index(st))
+    cand = keep("candidates", candidates(first_index(ei), tables, kb))
     phq = phq9_records(tables, kb).semi_join(cand, "person_id")
-    counts = keep(attrition_counts(tables, mdd_persons, excluded, ei, cand, kb))
+    counts = keep("attrition counts", attrition_counts(tables, mdd_persons, excluded, ei, cand, kb))
     return PhenotypeResult(
         cohort=cohort_table(cand, kb),
         features=features(cand, eps, st, sessions, psychotic, phq, kb),
