@@ -30,13 +30,8 @@ from trdnav.knowledge.load import Knowledge
 from trdnav.storage import models as m
 from trdnav.storage.engine import make_sessionmaker
 from trdnav.web.app import create_app
-from trdnav.web.security import (
-    CSRF_HEADER,
-    SESSION_COOKIE,
-    SessionCodec,
-    hash_password,
-    token_digest,
-)
+from trdnav.web.security import CSRF_HEADER, SESSION_COOKIE, hash_password, token_digest
+from trdnav.web.sessions import start_session
 
 from .conftest import PASSWORD, USERS, make_settings, signin_token, store_examples
 
@@ -73,15 +68,26 @@ def app(db_url: str, kb: Knowledge) -> Iterator[FastAPI]:
     application.state.engine.dispose()
 
 
+def new_session(
+    app: FastAPI, username: str, *, started: datetime | None = None
+) -> tuple[str, str]:
+    """A fresh session of ``username`` in the database (no sign-in): (cookie token, CSRF token).
+
+    ``started`` backdates it (its ``last_seen`` too), for the idle and absolute limits.
+    """
+    with make_sessionmaker(app.state.engine)() as db:
+        user = db.scalar(select(m.User).where(m.User.username == username))
+        assert user is not None
+        token, data = start_session(db, user, now=started)
+        db.commit()
+    return token, data.csrf
+
+
 def session_for(app: FastAPI, client: TestClient, username: str) -> str:
     """Give ``client`` a fresh session of ``username`` (no sign-in); return its CSRF token."""
-    codec: SessionCodec = app.state.session_codec
-    with make_sessionmaker(app.state.engine)() as db:
-        uid = db.scalar(select(m.User.id).where(m.User.username == username))
-    assert uid is not None
-    data = codec.new(uid)
-    client.cookies.set(SESSION_COOKIE, codec.dumps(data))
-    return data.csrf
+    token, csrf = new_session(app, username)
+    client.cookies.set(SESSION_COOKIE, token)
+    return csrf
 
 
 # (method, path template) -> roles admitted. "public": anyone, signed in or not.
@@ -91,6 +97,15 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/signin"): PUBLIC,
     ("POST", "/signin"): PUBLIC,
     ("POST", "/signout"): READ,
+    # the second step of a sign-in with a second factor (its own pending token and CSRF token)
+    ("GET", "/signin/code"): PUBLIC,
+    ("POST", "/signin/code"): PUBLIC,
+    # the signed-in user's own account: sessions, sign out everywhere, the second factor
+    ("GET", "/account"): READ,
+    ("POST", "/account/signout-everywhere"): READ,
+    ("GET", "/account/totp"): READ,
+    ("POST", "/account/totp"): READ,
+    ("POST", "/account/totp/disable"): READ,
     # patients
     ("GET", "/patients"): READ,
     ("GET", "/patients/{patient_id}"): READ,
@@ -138,6 +153,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/admin/users"): ADMIN,
     ("POST", "/admin/users"): ADMIN,
     ("POST", "/admin/users/{user_id}/deactivate"): ADMIN,
+    ("POST", "/admin/users/{user_id}/password"): ADMIN,
+    ("POST", "/admin/users/{user_id}/totp/reset"): ADMIN,
+    ("POST", "/admin/users/{user_id}/sessions/revoke"): ADMIN,
     # the JSON API (session cookie or bearer token)
     ("GET", "/api/docs"): READ,
     ("GET", "/api/drugs"): READ,
@@ -274,9 +292,8 @@ class World:
 
     def session_cookie(self, role: str) -> tuple[str, str]:
         """A fresh session of the user with ``role``: (cookie value, its CSRF token)."""
-        codec: SessionCodec = self.app.state.session_codec
-        data = codec.new(self.user_ids[role])
-        return codec.dumps(data), data.csrf
+        name = next(k for k, v in USERS.items() if v == role)
+        return new_session(self.app, name)
 
     def fill(self, path: str) -> str:
         def value(match: re.Match[str]) -> str:
@@ -453,7 +470,7 @@ def test_every_route_admits_exactly_the_roles_of_its_policy_line(
     app: FastAPI, world: World
 ) -> None:
     problems: list[str] = []
-    # sign-out last: it is harmless (sessions are cookies), but read the table in order
+    # sign-out last: it is harmless (each request has a fresh session), but read the table in order
     for method, path, _route in sorted(app_routes(app), key=lambda r: r[1] == "/signout"):
         problems += check_route(world, method, path)
     assert not problems, "\n".join(problems)

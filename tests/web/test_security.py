@@ -1,7 +1,8 @@
 """Passwords, sessions, CSRF, sign-in throttling, security headers, redirects, settings, users.
 
-Sessions are driven through their clock by crafting cookies with the app's own ``SessionCodec``
-(an old ``last_seen`` or ``started``), never by sleeping.
+Sessions are driven through their clock by backdating their rows in the database (an old
+``last_seen`` or ``created_at``), never by sleeping. (Revocation, rotation and the second factor:
+``test_sessions.py`` and ``test_totp.py``.)
 """
 
 from __future__ import annotations
@@ -28,13 +29,8 @@ from trdnav.storage.engine import make_sessionmaker
 from trdnav.web.app import HERE as WEB_DIR
 from trdnav.web.app import create_app
 from trdnav.web.routes.auth import SIGNIN_COOKIE, SIGNIN_TOKEN_SECONDS
-from trdnav.web.security import (
-    BACKGROUND_HEADER,
-    CONTENT_SECURITY_POLICY,
-    SESSION_COOKIE,
-    SessionCodec,
-    SessionData,
-)
+from trdnav.web.security import BACKGROUND_HEADER, CONTENT_SECURITY_POLICY, SESSION_COOKIE
+from trdnav.web.sessions import digest, load_session
 from trdnav.web.settings import DEV_SECRET, WebSettings
 
 from .conftest import PASSWORD, make_settings, signed_in, signin_token, store_examples
@@ -47,6 +43,7 @@ from .test_roles import (
     app_routes,
     build_world,
     make_app,
+    new_session,
     session_for,
 )
 
@@ -87,17 +84,48 @@ def user_id(app: FastAPI, username: str) -> int:
     return uid
 
 
+def at(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
 def cookie_for(app: FastAPI, username: str, *, started: float, last_seen: float) -> str:
-    codec: SessionCodec = app.state.session_codec
-    return codec.dumps(SessionData(user_id(app, username), "csrf-token", started, last_seen))
+    """A session of ``username`` that began at ``started`` and was last used at ``last_seen``."""
+    token, _csrf = new_session(app, username)
+    set_session_times(app, token, started=started, last_seen=last_seen)
+    return token
 
 
-def database_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table: what "nothing was stored" is compared against."""
+def set_session_times(app: FastAPI, token: str, *, started: float, last_seen: float) -> None:
+    with make_sessionmaker(app.state.engine)() as db:
+        db.execute(
+            update(m.UserSession)
+            .where(m.UserSession.token_sha256 == digest(token))
+            .values(created_at=at(started), last_seen=at(last_seen))
+        )
+        db.commit()
+
+
+def last_seen_of(app: FastAPI, token: str) -> tuple[float, float]:
+    """(created, last seen) of the session of ``token``, as timestamps."""
+    with make_sessionmaker(app.state.engine)() as db:
+        row = db.scalar(select(m.UserSession).where(m.UserSession.token_sha256 == digest(token)))
+        assert row is not None
+        return (
+            row.created_at.replace(tzinfo=UTC).timestamp(),
+            row.last_seen.replace(tzinfo=UTC).timestamp(),
+        )
+
+
+def database_rows(
+    engine: Engine, *, without: frozenset[str] = frozenset()
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (but ``without``): what "nothing was stored" is compared
+    against."""
     with engine.connect() as conn:
         return {
             t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
             for t in m.Base.metadata.sorted_tables
+            if t.name not in without
         }
 
 
@@ -166,34 +194,36 @@ def test_the_session_cookie_is_httponly_samesite_lax_and_secure_only_over_https(
         (cookie,) = set_cookies(sign_in(https, "clinician"), SESSION_COOKIE)
         attrs = attributes(cookie)
         assert "secure" in attrs and "httponly" in attrs and attrs["samesite"].lower() == "lax"
-        # the renewed cookie of every later response keeps the flags
+        # the cookie holds only the session's token: later responses never set it again
         page = https.get("/patients")
         assert page.status_code == 200
-        (renewed,) = set_cookies(page, SESSION_COOKIE)
-        assert "secure" in attributes(renewed)
+        assert not set_cookies(page, SESSION_COOKIE)
         assert page.headers["strict-transport-security"].startswith("max-age=")
 
 
 # --- idle sign-out and absolute expiry --------------------------------------------------------
 
 
-def test_the_codec_refuses_a_session_idle_or_old_beyond_its_limits_and_not_before(
-    kb: Knowledge, tmp_path: Path
+def test_a_stored_session_is_refused_idle_or_old_beyond_its_limits_and_not_before(
+    app: FastAPI,
 ) -> None:
-    app = create_app(make_settings(f"sqlite:///{tmp_path / 'unused.db'}"), kb)
-    codec: SessionCodec = app.state.session_codec
     idle = app.state.settings.idle_timeout_minutes * 60
     longest = app.state.settings.session_max_hours * 3600
-    assert (codec.idle_seconds, codec.max_seconds) == (idle, longest)
-    t0 = 1_000_000.0
-    data = codec.new(1, now=t0)
-    cookie = codec.dumps(data)
-    assert codec.loads(cookie, now=t0 + idle - 1) == (data, "")
-    assert codec.loads(cookie, now=t0 + idle + 1) == (None, "idle")
-    active = codec.dumps(SessionData(1, "t", t0, t0 + longest - 10))
-    assert codec.loads(active, now=t0 + longest - 1)[1] == ""
-    assert codec.loads(active, now=t0 + longest + 1) == (None, "expired")
-    assert codec.loads(cookie + "x", now=t0) == (None, "invalid")
+    t0 = time.time() - 10 * longest
+    token, _csrf = new_session(app, "clinician", started=at(t0))
+    with make_sessionmaker(app.state.engine)() as db:
+
+        def load(now: float) -> tuple[bool, str]:
+            found, reason = load_session(db, token, idle, longest, now=at(now))
+            return found is not None, reason
+
+        assert load(t0 + idle - 1) == (True, "")
+        assert load(t0 + idle + 1) == (False, "idle")
+    set_session_times(app, token, started=t0, last_seen=t0 + longest - 10)
+    with make_sessionmaker(app.state.engine)() as db:
+        assert load(t0 + longest - 1) == (True, "")
+        assert load(t0 + longest + 1) == (False, "expired")
+        assert load_session(db, token + "x", idle, longest, now=at(t0)) == (None, "invalid")
 
 
 def test_an_idle_session_is_signed_out_and_sent_to_signin_with_reason_idle(
@@ -228,12 +258,10 @@ def test_activity_just_inside_the_idle_timeout_keeps_the_session_and_renews_it(
     )
     response = client.get("/patients")
     assert response.status_code == 200
-    (renewed,) = set_cookies(response, SESSION_COOKIE)
-    codec: SessionCodec = app.state.session_codec
-    data, reason = codec.loads(renewed.split(";")[0].split("=", 1)[1])
-    assert reason == "" and data is not None
-    assert data.last_seen >= now  # the request counted as activity
-    assert data.started == started  # but the session is no younger
+    token = client.cookies[SESSION_COOKIE]
+    created, last_seen = last_seen_of(app, token)
+    assert last_seen >= now - 1  # the request counted as activity
+    assert abs(created - started) < 1  # but the session is no younger
 
 
 def test_a_pages_own_polling_does_not_keep_an_unattended_session_alive(
@@ -246,32 +274,32 @@ def test_a_pages_own_polling_does_not_keep_an_unattended_session_alive(
     poll = {"HX-Request": "true", BACKGROUND_HEADER: "poll"}
     polled = client.get("/patients", headers=poll)
     assert polled.status_code == 200
-    assert not set_cookies(polled, SESSION_COOKIE)  # the session was not renewed
-    # the browser still holds the old cookie: once it idles out, the next poll is signed out
-    client.cookies.set(
-        SESSION_COOKIE, cookie_for(app, "clinician", started=now - idle, last_seen=now - idle - 1)
-    )
+    # the session was not renewed
+    assert last_seen_of(app, nearly_idle)[1] == pytest.approx(now - idle + 30, abs=1)
+    # once it idles out, the next poll is signed out
+    set_session_times(app, nearly_idle, started=now - idle, last_seen=now - idle - 1)
     signed_out = client.get("/patients", headers=poll)
     assert signed_out.status_code == 204
     assert signed_out.headers["hx-redirect"] == "/signin?reason=idle"
     # a request the user made is activity
     client.cookies.set(SESSION_COOKIE, nearly_idle)
+    set_session_times(app, nearly_idle, started=now - idle, last_seen=now - idle + 30)
     used = client.get("/patients", headers={"HX-Request": "true"})
-    assert used.status_code == 200 and set_cookies(used, SESSION_COOKIE)
+    assert used.status_code == 200
+    assert last_seen_of(app, nearly_idle)[1] >= now - 1
     # and the page script marks exactly its polls (requests without a triggering event)
     script = (WEB_DIR / "static" / "js" / "app.js").read_text(encoding="utf-8")
     assert f'headers["{BACKGROUND_HEADER}"]' in script and "triggeringEvent" in script
 
 
-def test_a_session_too_old_or_signed_with_another_key_is_refused_even_when_active(
+def test_a_session_too_old_or_unknown_to_the_database_is_refused_even_when_active(
     app: FastAPI, client: TestClient
 ) -> None:
     now = time.time()
     max_age = app.state.settings.session_max_hours * 3600
-    other = SessionCodec("another-secret-" + "y" * 40, 900, 3600)
     for cookie in (
         cookie_for(app, "clinician", started=now - max_age - 5, last_seen=now - 5),
-        other.dumps(other.new(user_id(app, "admin"))),
+        "a-token-the-server-never-gave-" + "y" * 20,
     ):
         client.cookies.set(SESSION_COOKIE, cookie)
         response = client.get("/patients")
@@ -303,7 +331,10 @@ def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token_and_stores_not
     routes = session_routes()
     assert ("POST", "/admin/users") in routes and len(routes) >= 10
     other_session_token = world.session_cookie("admin")[1]
-    before = database_rows(app.state.engine)
+    # every request below is made with a fresh session (a row of its own): sessions aside,
+    # nothing may change
+    sessions = frozenset({"user_sessions"})
+    before = database_rows(app.state.engine, without=sessions)
     problems = []
     for method, path in routes:
         role = "admin"  # admitted everywhere but the public routes
@@ -318,7 +349,7 @@ def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token_and_stores_not
             if response.status_code != 403:
                 problems.append(f"{method} {path} with {what}: {response.status_code}")
     assert not problems, "\n".join(problems)
-    assert database_rows(app.state.engine) == before
+    assert database_rows(app.state.engine, without=sessions) == before
     # the control: with the right token the same kind of request does store something
     form = {"username": "nurse", "role": "clinician", "password": "long enough password"}
     assert world.request("POST", "/admin/users", "admin", data=form).status_code == 303

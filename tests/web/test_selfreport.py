@@ -17,7 +17,7 @@ from trdnav.storage import records, repository
 from trdnav.web import selfreport_form
 from trdnav.web import selfreport_links as links
 from trdnav.web.routes import selfreport
-from trdnav.web.security import SessionCodec
+from trdnav.web.security import SESSION_COOKIE
 
 from .conftest import TODAY, signed_in, store_examples
 
@@ -327,6 +327,15 @@ def test_an_expired_link_is_refused_and_stores_nothing(
     assert measurements(app) == before
 
 
+def _a_session_token(app: FastAPI) -> str:
+    """A real session's cookie token (another credential of this app) of a signed-in clinician."""
+    with TestClient(app, follow_redirects=False) as browser:
+        signed_in(browser, "clinician")
+        token = browser.cookies[SESSION_COOKIE]
+    assert token
+    return token
+
+
 def _flip(token: str, i: int) -> str:
     return token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
 
@@ -343,7 +352,7 @@ def test_a_tampered_or_unknown_token_is_a_plain_404(
         "flip": _flip(token, len(token) - 12),
         "truncate": token[:-3],
         "garbage": "not-a-token",
-        "session": SessionCodec(secret, 60, 60).dumps(SessionCodec(secret, 60, 60).new(1)),
+        "session": _a_session_token(app),
         "unknown_id": links.sign_link(secret, links.new_link_id()),
     }[tamper]
     for response in (

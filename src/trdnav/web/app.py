@@ -28,13 +28,8 @@ from trdnav.errors import InputError
 from trdnav.knowledge.load import Knowledge, default_knowledge
 from trdnav.storage.engine import make_engine, make_sessionmaker
 from trdnav.storage.repository import PatientNotFoundError, StaleRecordError
-from trdnav.web.deps import ForbiddenError, NotSignedInError
-from trdnav.web.security import (
-    BACKGROUND_HEADER,
-    SECURITY_HEADERS,
-    SESSION_COOKIE,
-    SessionCodec,
-)
+from trdnav.web.deps import ForbiddenError, NotSignedInError, SecondFactorNeededError
+from trdnav.web.security import SECURITY_HEADERS, SESSION_COOKIE
 from trdnav.web.settings import WebSettings
 
 HERE = Path(__file__).resolve().parent
@@ -93,36 +88,17 @@ def clear_session_cookie(request: Request, response: Response) -> None:
 
 
 def _install_middleware(app: FastAPI) -> None:
-    codec: SessionCodec = app.state.session_codec
-
     @app.middleware("http")
     async def sessions_and_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
+        # the session is read from the database by the route's user dependency (deps.py), which
+        # also records its use; the cookie itself never changes after sign-in
         request.state.session = None
-        request.state.signout_reason = ""
         request.state.session_cookie_set = False
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            data, reason = codec.loads(cookie)
-            request.state.session = data
-            request.state.signout_reason = reason
         response = await call_next(request)
-        data = request.state.session
         is_static = request.url.path.startswith("/static/")
-        # a page's own polling is not activity: it must not keep an unattended screen signed in
-        background = request.headers.get(BACKGROUND_HEADER) is not None
-        if (
-            data is not None
-            and not request.state.session_cookie_set
-            and not is_static
-            and not background
-        ):
-            refreshed = type(data)(data.user_id, data.csrf, data.started, time.time())
-            set_session_cookie(request, response, codec.dumps(refreshed))
-        elif cookie and data is None and not request.state.session_cookie_set:
-            clear_session_cookie(request, response)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if request.url.scheme == "https":
@@ -161,8 +137,8 @@ def _install_error_handlers(app: FastAPI) -> None:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         target = "/signin"
-        if exc.reason == "idle":
-            target += "?reason=idle"
+        if exc.reason in ("idle", "revoked"):
+            target += "?reason=" + exc.reason
         elif request.method == "GET" and request.url.path not in ("/", "/signin"):
             target += "?next=" + request.url.path
         response: Response = RedirectResponse(target, status_code=303)
@@ -170,6 +146,15 @@ def _install_error_handlers(app: FastAPI) -> None:
             response = Response(status_code=204, headers={"HX-Redirect": target})
         clear_session_cookie(request, response)
         return response
+
+    @app.exception_handler(SecondFactorNeededError)
+    async def second_factor_needed(request: Request, exc: SecondFactorNeededError) -> Response:
+        message = "set up a second factor (an authenticator app) first: /account/totp"
+        if wants_json(request):
+            return JSONResponse(error_body("second_factor_needed", message), status_code=403)
+        if request.headers.get("hx-request"):
+            return Response(status_code=204, headers={"HX-Redirect": "/account/totp"})
+        return RedirectResponse("/account/totp", status_code=303)
 
     @app.exception_handler(ForbiddenError)
     async def forbidden(request: Request, exc: ForbiddenError) -> Response:
@@ -298,9 +283,6 @@ def create_app(settings: WebSettings | None = None, knowledge: Knowledge | None 
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.templates = templates(reload=settings.dev_mode)
-    app.state.session_codec = SessionCodec(
-        settings.secret_key, settings.idle_timeout_minutes * 60, settings.session_max_hours * 3600
-    )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     from trdnav.web.routes import ROUTERS
 

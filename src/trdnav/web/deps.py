@@ -2,6 +2,12 @@
 
 Every route names the roles it admits with one of the aliases below (``Reader``, ``Writer``,
 ``Admin``); ``tests/web/test_roles.py`` checks every route of the app against its table.
+
+The user is read from the database on every request — by the session cookie's token
+(:mod:`trdnav.web.sessions`) or the bearer token — so a deactivated user, a changed role, a
+revoked session or a changed password applies at the next request. A user whose role requires a
+second factor they have not set up may use only the enrolment pages (``Enrolling``) and sign-out
+until they have: every other page sends them to enrolment (``SecondFactorNeededError``).
 """
 
 from __future__ import annotations
@@ -17,8 +23,17 @@ from sqlalchemy.orm import Session
 
 from trdnav.knowledge.load import Knowledge
 from trdnav.storage import models as m
-from trdnav.web.security import CSRF_FIELD, CSRF_HEADER, csrf_matches, token_digest
+from trdnav.web.security import (
+    BACKGROUND_HEADER,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    csrf_matches,
+    token_digest,
+)
+from trdnav.web.sessions import load_session, touch
 from trdnav.web.settings import WebSettings
+from trdnav.web.totp import active_totp, totp_required
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 READ_ROLES = ("admin", "clinician", "read_only")
@@ -27,7 +42,8 @@ ADMIN_ROLES = ("admin",)
 
 
 class NotSignedInError(Exception):
-    """No valid session or token (``reason``: ``""``, ``idle``, ``expired``, ``invalid``)."""
+    """No valid session or token (``reason``: ``""``, ``idle``, ``expired``, ``invalid``,
+    ``revoked``)."""
 
     def __init__(self, reason: str = "") -> None:
         self.reason = reason
@@ -36,6 +52,10 @@ class NotSignedInError(Exception):
 
 class ForbiddenError(Exception):
     """Signed in, but the role does not admit this action (or a CSRF token is missing)."""
+
+
+class SecondFactorNeededError(Exception):
+    """Signed in with a password, but the role requires a second factor not yet set up."""
 
 
 @dataclass(frozen=True)
@@ -112,12 +132,20 @@ def get_current_user(request: Request, db: SessionDep) -> CurrentUser:
         if user is None:
             raise NotSignedInError("invalid")
         return user
-    data = getattr(request.state, "session", None)
-    if data is None:
-        raise NotSignedInError(getattr(request.state, "signout_reason", ""))
-    row = db.get(m.User, data.user_id)
-    if row is None or not row.active:
-        raise NotSignedInError("invalid")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise NotSignedInError("")
+    settings = get_settings(request)
+    found, reason = load_session(
+        db, cookie, settings.idle_timeout_minutes * 60, settings.session_max_hours * 3600
+    )
+    if found is None:
+        raise NotSignedInError(reason)
+    data, row = found
+    request.state.session = data
+    # a page's own polling is not activity: it must not keep an unattended screen signed in
+    if request.headers.get(BACKGROUND_HEADER) is None:
+        touch(db, data)
     return CurrentUser(row.id, row.username, row.role, via_token=False)
 
 
@@ -142,15 +170,28 @@ async def check_csrf(request: Request) -> None:
         raise ForbiddenError("the form's security token is missing or out of date")
 
 
-def _role(*roles: str):  # type: ignore[no-untyped-def]
+def needs_enrolment(db: Session, settings: WebSettings, user: CurrentUser) -> bool:
+    """A session user whose role requires a second factor they have not set up."""
+    if user.via_token or not totp_required(
+        user.role, settings.require_totp_for_admins, settings.require_totp_for_clinicians
+    ):
+        return False
+    return active_totp(db, user.id) is None
+
+
+def _role(*roles: str, enrolling: bool = False):  # type: ignore[no-untyped-def]
     def dependency(
         request: Request,
+        db: SessionDep,
+        settings: SettingsDep,
         user: Annotated[CurrentUser, Depends(get_current_user)],
         _csrf: Annotated[None, Depends(check_csrf)],
     ) -> CurrentUser:
         if user.role not in roles:
             raise ForbiddenError(f"the {user.role} role cannot do this")
         request.state.user = user
+        if not enrolling and needs_enrolment(db, settings, user):
+            raise SecondFactorNeededError
         return user
 
     dependency.roles = roles  # type: ignore[attr-defined]
@@ -160,3 +201,5 @@ def _role(*roles: str):  # type: ignore[no-untyped-def]
 Reader = Annotated[CurrentUser, Depends(_role(*READ_ROLES))]
 Writer = Annotated[CurrentUser, Depends(_role(*WRITE_ROLES))]
 Admin = Annotated[CurrentUser, Depends(_role(*ADMIN_ROLES))]
+# any role, also before a required second factor is set up: the enrolment pages and sign-out
+Enrolling = Annotated[CurrentUser, Depends(_role(*READ_ROLES, enrolling=True))]

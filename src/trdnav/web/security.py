@@ -1,35 +1,34 @@
-"""Passwords, session cookies, CSRF tokens, sign-in throttling and security headers.
+"""Passwords, CSRF tokens, sign-in throttling and security headers.
 
 - Passwords: argon2id (argon2-cffi defaults), re-hashed on sign-in when the parameters change.
-- Sessions: a signed cookie (itsdangerous) holding the user id, a CSRF token and the time of the
-  last request; HttpOnly, SameSite=Lax, Secure when the request came over TLS. A session idle for
-  longer than ``idle_timeout_minutes`` (or older than ``session_max_hours``) is signed out; a
-  page's own polling (header ``X-TRD-Background``) is not use.
+- Sessions (:mod:`trdnav.web.sessions`): the cookie ``trdnav_session`` holds a random token of a
+  session kept in the database; HttpOnly, SameSite=Lax, Secure when the request came over TLS. A
+  session idle for longer than ``idle_timeout_minutes`` (or older than ``session_max_hours``) is
+  signed out; a page's own polling (header ``X-TRD-Background``) is not use.
 - CSRF: every state-changing request made with the session cookie must carry the session's token
   (form field ``csrf_token`` or header ``X-CSRF-Token``); API calls with a bearer token need none.
 - Throttling: after ``signin_max_failures`` failed sign-ins for one user name or one address within
   ``signin_window_minutes``, sign-in is refused until the window has passed. Failures keep a
-  digest of the name typed, never the text (it may be a password typed in the wrong field).
+  digest of the name typed, never the text (it may be a password typed in the wrong field). A
+  wrong second-factor code counts as a failed sign-in of its user.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trdnav.storage import models as m
 
 SESSION_COOKIE = "trdnav_session"
+# the short-lived cookie of a sign-in waiting for its second factor (path /signin)
+PENDING_COOKIE = "trdnav_pending"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # sent by app.js with requests no user action triggered (htmx polling): they do not count as
@@ -80,43 +79,6 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
 
 def needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
-
-
-@dataclass(frozen=True)
-class SessionData:
-    user_id: int
-    csrf: str
-    started: float
-    last_seen: float
-
-
-class SessionCodec:
-    def __init__(self, secret: str, idle_seconds: int, max_seconds: int) -> None:
-        self._s = URLSafeTimedSerializer(secret, salt="trdnav-session")
-        self.idle_seconds = idle_seconds
-        self.max_seconds = max_seconds
-
-    def new(self, user_id: int, now: float | None = None) -> SessionData:
-        t = time.time() if now is None else now
-        return SessionData(user_id, secrets.token_urlsafe(32), t, t)
-
-    def dumps(self, data: SessionData) -> str:
-        return self._s.dumps([data.user_id, data.csrf, data.started, data.last_seen])
-
-    def loads(self, cookie: str, now: float | None = None) -> tuple[SessionData | None, str]:
-        """The session and ``""``, or ``None`` and why: ``invalid``, ``idle`` or ``expired``."""
-        t = time.time() if now is None else now
-        try:
-            user_id, csrf, started, last_seen = self._s.loads(cookie, max_age=self.max_seconds)
-        except BadSignature:
-            return None, "invalid"
-        except (TypeError, ValueError):
-            return None, "invalid"
-        if t - float(last_seen) > self.idle_seconds:
-            return None, "idle"
-        if t - float(started) > self.max_seconds:
-            return None, "expired"
-        return SessionData(int(user_id), str(csrf), float(started), float(last_seen)), ""
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -2,6 +2,11 @@
 
 Outside development mode a placeholder or short secret key is refused, so a clinic cannot run
 with the demo secret by mistake.
+
+Second factor: ``require_totp_for_admins`` defaults to on outside development mode and off in it
+(``TRDNAV_DEV=1``: the demo and the tests sign admins in with a password alone);
+``require_totp_for_clinicians`` (every role but admin) defaults to off. Both can be set either
+way with ``TRDNAV_REQUIRE_TOTP_FOR_ADMINS`` / ``TRDNAV_REQUIRE_TOTP_FOR_CLINICIANS`` (1 or 0).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,6 +38,17 @@ class WebSettings(BaseModel):
     clinic_name: str = "TRD Navigator"
     today: date | None = None  # fixed "today" for demos and tests; None = the calendar date
     public_base_url: str | None = None  # for self-report links; default: the request's own
+    require_totp_for_admins: bool = True  # default: on, off in dev mode (see the docstring)
+    require_totp_for_clinicians: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _totp_default_follows_dev_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("require_totp_for_admins") is None:
+            dev = data.get("dev_mode", False)
+            dev = dev.strip().lower() in ("1", "true", "yes") if isinstance(dev, str) else bool(dev)
+            data = {**data, "require_totp_for_admins": not dev}
+        return data
 
     @model_validator(mode="after")
     def _refuse_unsafe_secret(self) -> WebSettings:
@@ -55,6 +72,8 @@ class WebSettings(BaseModel):
             "TRDNAV_CLINIC_NAME": "clinic_name",
             "TRDNAV_TODAY": "today",
             "TRDNAV_PUBLIC_BASE_URL": "public_base_url",
+            "TRDNAV_REQUIRE_TOTP_FOR_ADMINS": "require_totp_for_admins",
+            "TRDNAV_REQUIRE_TOTP_FOR_CLINICIANS": "require_totp_for_clinicians",
         }
         for var, name in mapping.items():
             if env.get(var):

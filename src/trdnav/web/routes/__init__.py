@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from trdnav.web.routes import (
+    account,
     admin,
     api,
     api_courses,
@@ -23,6 +24,7 @@ from trdnav.web.routes import (
 # records before patients: its fixed paths (``/patients/new``) must win over ``/patients/{id}``
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
+    account.router,
     records.router,
     courses.router,
     patients.router,

@@ -6,8 +6,14 @@
 - ``GET /admin/users``: every user (name, role, active) and a form to add one.
 - ``POST /admin/users``: create a user (name, role, initial password of at least 12 characters,
   stored as an argon2id hash). ``POST /admin/users/{user_id}/deactivate``: the user can no longer
-  sign in, their open sessions and API tokens stop working at their next request; an admin cannot
-  deactivate themself (so an active admin always remains). Both are audited.
+  sign in, their open sessions end at once and their API tokens stop working at their next
+  request; an admin cannot deactivate themself (so an active admin always remains).
+- ``POST /admin/users/{user_id}/password``: a new password (12 characters or more); the user's
+  sessions end at once. ``POST /admin/users/{user_id}/totp/reset``: removes the user's second
+  factor (a lost phone) and ends their sessions. ``POST /admin/users/{user_id}/sessions/revoke``:
+  ends the user's sessions. An admin does none of these to themself here (their own account page
+  has "sign out everywhere" and the second factor). Every change is audited, and every ending of
+  sessions as ``sessions_revoked``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from trdnav.storage.repository import record_audit
 from trdnav.web.deps import Admin, SessionDep, client_ip
 from trdnav.web.pages import render
 from trdnav.web.security import hash_password
+from trdnav.web.sessions import live, revoke_user_sessions
+from trdnav.web.settings import WebSettings
+from trdnav.web.totp import remove_totp
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,6 +43,12 @@ AUDIT_PAGE_SIZE = 50
 MIN_PASSWORD = 12
 MAX_USERNAME = 120
 ROLE_LABELS = {"admin": "Admin", "clinician": "Clinician", "read_only": "Read-only"}
+# the notice after a change (the page names the user only if the user exists)
+DONE = {
+    "password": "The password of {name} was changed; their sessions were ended.",
+    "totp": "The second factor of {name} was removed; their sessions were ended.",
+    "sessions": "The sessions of {name} were ended.",
+}
 
 
 @dataclass(frozen=True)
@@ -150,9 +165,21 @@ def _users_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    settings: WebSettings = request.app.state.settings
     users = list(db.scalars(select(m.User).order_by(m.User.username)))
+    with_totp = set(
+        db.scalars(select(m.UserTotp.user_id).where(m.UserTotp.confirmed_at.is_not(None)))
+    )
+    open_count = (
+        select(m.UserSession.user_id, func.count())
+        .where(live(settings.idle_timeout_minutes * 60, settings.session_max_hours * 3600))
+        .group_by(m.UserSession.user_id)
+    )
+    sessions = {uid: count for uid, count in db.execute(open_count)}
     context = {
         "users": users,
+        "with_totp": with_totp,
+        "sessions": sessions,
         "roles": ROLE_LABELS,
         "errors": errors or {},
         "form": form or {"username": "", "role": "clinician"},
@@ -167,13 +194,17 @@ def users(request: Request, db: SessionDep, user: Admin) -> Response:
     # the notice after a change names the user only if the change is really there
     created = request.query_params.get("created", "")[:MAX_USERNAME]
     deactivated = request.query_params.get("deactivated", "")[:MAX_USERNAME]
+    done = request.query_params.get("done", "")
+    changed = request.query_params.get("user", "")[:MAX_USERNAME]
     message = None
-    name = created or deactivated
+    name = created or deactivated or changed
     row = db.scalar(select(m.User).where(m.User.username == name)) if name else None
     if row is not None and created:
         message = f"User {row.username} was created."
-    elif row is not None and not row.active:
+    elif row is not None and deactivated and not row.active:
         message = f"User {row.username} was deactivated."
+    elif row is not None and done in DONE:
+        message = DONE[done].format(name=row.username)
     return _users_page(request, db, message=message)
 
 
@@ -223,8 +254,85 @@ def deactivate_user(request: Request, user_id: int, db: SessionDep, user: Admin)
         )
     if row.active:
         row.active = False
-        record_audit(db, user.who, "user_deactivate", "user", str(row.id), client_ip(request))
+        ip = client_ip(request)
+        record_audit(db, user.who, "user_deactivate", "user", str(row.id), ip)
+        revoke_user_sessions(db, row.id)
+        record_audit(db, user.who, "sessions_revoked", "user", str(row.id), ip)
         db.commit()
     return RedirectResponse(
         "/admin/users?" + urlencode({"deactivated": row.username}), status_code=303
     )
+
+
+def _other_user(request: Request, db: Session, user_id: int, me: int) -> m.User | Response:
+    """The user an admin acts on, or the page saying why not (unknown, or the admin)."""
+    row = db.get(m.User, user_id)
+    if row is None:
+        return _users_page(request, db, message="There is no such user.", status_code=404)
+    if row.id == me:
+        return _users_page(
+            request,
+            db,
+            message="Change your own account on your account page (sign out everywhere, the "
+            "second factor) or ask another administrator.",
+            status_code=409,
+        )
+    return row
+
+
+def _done(row: m.User, what: str) -> Response:
+    query = urlencode({"done": what, "user": row.username})
+    return RedirectResponse("/admin/users?" + query, status_code=303)
+
+
+@router.post("/admin/users/{user_id}/password")
+def reset_password(
+    request: Request,
+    user_id: int,
+    db: SessionDep,
+    user: Admin,
+    password: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    row = _other_user(request, db, user_id, user.id)
+    if not isinstance(row, m.User):
+        return row
+    if len(password) < MIN_PASSWORD:
+        return _users_page(
+            request,
+            db,
+            message=f"The new password of {row.username} was not set: expected at least "
+            f"{MIN_PASSWORD} characters.",
+            status_code=422,
+        )
+    ip = client_ip(request)
+    row.password_hash = hash_password(password)
+    record_audit(db, user.who, "user_password_reset", "user", str(row.id), ip)
+    revoke_user_sessions(db, row.id)
+    record_audit(db, user.who, "sessions_revoked", "user", str(row.id), ip)
+    db.commit()
+    return _done(row, "password")
+
+
+@router.post("/admin/users/{user_id}/totp/reset")
+def reset_totp(request: Request, user_id: int, db: SessionDep, user: Admin) -> Response:
+    row = _other_user(request, db, user_id, user.id)
+    if not isinstance(row, m.User):
+        return row
+    ip = client_ip(request)
+    remove_totp(db, row.id)
+    record_audit(db, user.who, "totp_reset_by_admin", "user", str(row.id), ip)
+    revoke_user_sessions(db, row.id)
+    record_audit(db, user.who, "sessions_revoked", "user", str(row.id), ip)
+    db.commit()
+    return _done(row, "totp")
+
+
+@router.post("/admin/users/{user_id}/sessions/revoke")
+def revoke_sessions(request: Request, user_id: int, db: SessionDep, user: Admin) -> Response:
+    row = _other_user(request, db, user_id, user.id)
+    if not isinstance(row, m.User):
+        return row
+    revoke_user_sessions(db, row.id)
+    record_audit(db, user.who, "sessions_revoked", "user", str(row.id), client_ip(request))
+    db.commit()
+    return _done(row, "sessions")
