@@ -68,9 +68,7 @@ def app(db_url: str, kb: Knowledge) -> Iterator[FastAPI]:
     application.state.engine.dispose()
 
 
-def new_session(
-    app: FastAPI, username: str, *, started: datetime | None = None
-) -> tuple[str, str]:
+def new_session(app: FastAPI, username: str, *, started: datetime | None = None) -> tuple[str, str]:
     """A fresh session of ``username`` in the database (no sign-in): (cookie token, CSRF token).
 
     ``started`` backdates it (its ``last_seen`` too), for the idle and absolute limits.
