@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -30,6 +31,25 @@ nasty_values = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def same_type(value: Any) -> st.SearchStrategy[Any]:
+    """A hostile value of the same JSON type: a far date for a date, a huge number for a number."""
+    if isinstance(value, date) or (isinstance(value, str) and _DATE.match(value)):
+        far = st.sampled_from(["9999-12-31", "0001-01-01", "1900-01-01", "2199-12-31"])
+        if isinstance(value, date):
+            return far.map(date.fromisoformat)
+        return far.map(lambda d: d + value[10:])  # keeps a time part: 9999-12-31T10:00:00Z
+    if isinstance(value, bool):
+        return st.booleans()
+    if isinstance(value, int | float):
+        return st.sampled_from([0, -1, 10**9, -(10**9), 10**18, 1e308, 1e-308, 0.5])
+    if isinstance(value, str):
+        return st.sampled_from(["", "x" * 5000, "ünïcødé ✓ 🧠", "<script>", "0", "-1"])
+    return nasty_values
 
 
 def paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -60,8 +80,14 @@ def mutated(draw: st.DrawFn, docs: list[Any], max_mutations: int = 3) -> Any:
             return draw(nasty_values)
         path = draw(st.sampled_from(targets))
         parent, key = _parent(doc, path), path[-1]
-        kind = draw(st.sampled_from(["replace", "delete", "add_key", "repeat", "as_text", "wrap"]))
-        if kind == "replace":
+        kind = draw(
+            st.sampled_from(
+                ["same_type", "replace", "delete", "add_key", "repeat", "as_text", "wrap"]
+            )
+        )
+        if kind == "same_type":  # stays valid for the schema, so it reaches the mapping code
+            parent[key] = draw(same_type(parent[key]))
+        elif kind == "replace":
             parent[key] = draw(nasty_values)
         elif kind == "delete":
             del parent[key]

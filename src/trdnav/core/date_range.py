@@ -8,6 +8,7 @@ still renders.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -52,8 +53,11 @@ def implausible_dates(model: BaseModel) -> list[Problem]:
 
 
 def add_days(d: date, days: float) -> date:
-    """``d`` plus ``days`` (negative: minus), saturating at ``date.min``/``date.max``."""
+    """``d`` plus ``days`` rounded to whole days (negative: minus), saturating at
+    ``date.min``/``date.max`` (an infinite count too; a NaN count adds nothing)."""
+    if math.isnan(days):
+        return d
     try:
-        return d + timedelta(days=days)
+        return d + timedelta(days=round(days))
     except OverflowError:
         return date.max if days > 0 else date.min

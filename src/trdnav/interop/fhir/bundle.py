@@ -16,6 +16,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from trdnav.bounded_decode import DecodeRefused, load_json
 from trdnav.errors import InputError, Problem
 from trdnav.interop.fhir.ledger import Ledger
 
@@ -71,17 +72,22 @@ def decode_fhir(raw: str | bytes, file: str | None = None, limit: int = MAX_BYTE
     if not text.strip():
         raise InputError([Problem("", "empty", "the input is empty", file)])
     try:
-        return json.loads(text)
+        return load_json(text)
+    except DecodeRefused as exc:
+        raise InputError([Problem("", "input_refused", str(exc), file)]) from None
     except json.JSONDecodeError as first:
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) > 1 and _is_object(lines[0]):
             out = []
             for n, line in enumerate(lines, start=1):
                 try:
-                    out.append(json.loads(line))
+                    out.append(load_json(line))
                 except json.JSONDecodeError as exc:
                     message = f"malformed NDJSON at line {n}, column {exc.colno}: {exc.msg}"
                     raise InputError([Problem("", "json_invalid", message, file)]) from None
+                except DecodeRefused as exc:
+                    message = f"NDJSON line {n}: {exc}"
+                    raise InputError([Problem("", "input_refused", message, file)]) from None
             return out
         message = f"malformed JSON at line {first.lineno}, column {first.colno}: {first.msg}"
         raise InputError([Problem("", "json_invalid", message, file)]) from None
@@ -90,8 +96,8 @@ def decode_fhir(raw: str | bytes, file: str | None = None, limit: int = MAX_BYTE
 def _is_object(line: str) -> bool:
     """The line alone is a JSON object: the text is NDJSON, not one pretty-printed document."""
     try:
-        return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
+        return isinstance(load_json(line), dict)
+    except ValueError:  # JSONDecodeError or DecodeRefused
         return False
 
 

@@ -15,9 +15,10 @@ has no ``assessed_on`` (it is a live record, assessed as of the day it is read).
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
+from trdnav.core.date_range import add_days
 from trdnav.core.history import Diagnosis, History, Severity
 from trdnav.errors import InputError, Problem
 from trdnav.history_files import parse_history
@@ -147,7 +148,7 @@ def _lithium_levels(levels: list[LithiumLevel], ledger: Ledger, today: date) -> 
         for t in trials:
             start = date.fromisoformat(t.data["start"])
             stop = date.fromisoformat(t.data["stop"]) if t.data.get("stop") else today
-            if start <= level.when <= stop + timedelta(days=7):
+            if start <= level.when <= add_days(stop, 7):
                 host = t
         if host is None:
             ledger.skip(level.ref, "no_lithium_trial", "a lithium level outside any lithium trial")

@@ -12,9 +12,10 @@ to ``current_medications`` (for interaction checks); a past one is reported as n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
+from trdnav.core.date_range import add_days
 from trdnav.core.history import Outcome
 from trdnav.interop.fhir import codes
 from trdnav.interop.fhir.bundle import Entry
@@ -159,7 +160,7 @@ def _request(e: Entry, d: DrugRef, ledger: Ledger, today: date) -> Event | None:
         days = _days(dr.expectedSupplyDuration)
         if days:
             repeats = int(dr.numberOfRepeatsAllowed or 0)
-            ev.supply_end = start + timedelta(days=round(days * (1 + repeats)))
+            ev.supply_end = add_days(start, days * (1 + repeats))
     ev.outcome = _outcome(r.statusReason, e.ref, ledger)
     ev.notes = _annotations(r)
     _extensions(ev, r)
@@ -238,7 +239,7 @@ def _dispense(e: Entry, d: DrugRef, ledger: Ledger, today: date) -> Event | None
     days = number(x.daysSupply.value) if x.daysSupply is not None else None
     ev.days_supply = days if days and days > 0 else None
     if ev.days_supply:
-        ev.supply_end = start + timedelta(days=round(ev.days_supply))
+        ev.supply_end = add_days(start, ev.days_supply)
     _doses(list(x.dosageInstruction or []), start, d.strength, ev, ledger)
     if not ev.steps and ev.days_supply and x.quantity is not None:
         qty = number(x.quantity.value)

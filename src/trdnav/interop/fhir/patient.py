@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from trdnav.errors import InputError, Problem
 from trdnav.identity import Identifier, PatientIdentity
 from trdnav.interop.fhir import codes
@@ -18,6 +20,12 @@ from trdnav.interop.fhir.bundle import Entry
 from trdnav.interop.fhir.ledger import Ledger, codings, to_date
 
 NS_PATIENT = f"{codes.TRDNAV}/NamingSystem/patient-id"  # TRD Navigator's own clinic id
+_IDENTITY_PATHS = {
+    "family": "name.family",
+    "given": "name.given",
+    "mrn": "identifier.value",
+    "identifiers": "identifier.value",
+}
 _SEX = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 
 
@@ -61,16 +69,22 @@ def _identity(p: Any) -> tuple[PatientIdentity, str | None]:
             mrn = ident.value
         identifiers.append(Identifier(system=ident.system, value=ident.value, type=kind))
     birth, _ = to_date(p.birthDate)
-    return (
-        PatientIdentity(
-            given=given,
-            family=family,
-            birth_date=birth,
-            mrn=mrn,
-            identifiers=tuple(identifiers),
-        ),
-        mrn,
-    )
+    try:
+        identity = PatientIdentity(
+            given=given, family=family, birth_date=birth, mrn=mrn, identifiers=tuple(identifiers)
+        )
+    except ValidationError as exc:  # a name or identifier beyond the clinic's limits (200 chars)
+        raise InputError(
+            [
+                Problem(
+                    f"Patient.{_IDENTITY_PATHS.get(str(e['loc'][0]), e['loc'][0])}",
+                    "identity_invalid",
+                    f"the patient's {e['loc'][0]} cannot be stored: {e['msg']}",
+                )
+                for e in exc.errors()
+            ]
+        ) from None
+    return identity, mrn
 
 
 def read_patient(entries: list[Entry], ledger: Ledger) -> PatientFacts:

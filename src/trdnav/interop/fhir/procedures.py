@@ -11,9 +11,10 @@ whole course (its session count from the project's ``sessions`` extension, else 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
+from trdnav.core.date_range import add_days
 from trdnav.interop.fhir import codes
 from trdnav.interop.fhir.bundle import Entry
 from trdnav.interop.fhir.ledger import (
@@ -208,7 +209,7 @@ def _courses(sessions: list[Session], ledger: Ledger, today: date) -> None:
             if course and (
                 s.course
                 or course[-1].course
-                or (last is not None and s.start > last + timedelta(days=GAP_DAYS))
+                or (last is not None and s.start > add_days(last, GAP_DAYS))
             ):
                 _course_item(kind, detail, course, ledger, today)
                 course = []

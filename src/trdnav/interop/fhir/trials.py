@@ -16,9 +16,10 @@ one; it is marked as estimated in the trial's note.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
+from trdnav.core.date_range import add_days
 from trdnav.interop.fhir.ledger import Ledger
 from trdnav.interop.fhir.medications import _KIND_ORDER, GAP_DAYS, Event
 from trdnav.knowledge.load import Knowledge
@@ -34,7 +35,7 @@ def split_trials(events: list[Event]) -> list[list[Event]]:
     current: list[Event] = []
     cover: date | None = None
     for ev in sorted(events, key=_sort_key):
-        if cover is not None and ev.start > cover + timedelta(days=GAP_DAYS):
+        if cover is not None and ev.start > add_days(cover, GAP_DAYS):
             out.append(current)
             current = []
             cover = None
@@ -58,8 +59,8 @@ def pdc(dispenses: list[Event], end: date) -> tuple[float, int, int] | None:
     cursor = first
     for f in fills:
         begin = max(f.start, cursor)
-        stop = begin + timedelta(days=round(f.days_supply or 0))
-        lo, hi = begin, min(stop, end + timedelta(days=1))
+        stop = add_days(begin, f.days_supply or 0)
+        lo, hi = begin, min(stop, add_days(end, 1))
         if hi > lo:
             covered += (hi - lo).days
         cursor = stop
