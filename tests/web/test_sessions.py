@@ -7,6 +7,7 @@ would do with it. (The idle and absolute limits and the cookie's flags: ``test_s
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from trdnav.cli_web import create_user
 from trdnav.knowledge.load import Knowledge
 from trdnav.storage import models as m
 from trdnav.storage.engine import make_sessionmaker
+from trdnav.web import security
 from trdnav.web.security import SESSION_COOKIE
 from trdnav.web.sessions import LAST_SEEN_RESOLUTION, digest
 
@@ -34,6 +36,20 @@ from .test_security import (
     sign_in,
     user_id,
 )
+
+
+@functools.cache
+def _verified(stored: str | None, password: str) -> bool:
+    return security.verify_password(stored, password)
+
+
+@pytest.fixture(autouse=True)
+def verify_each_password_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real argon2 check, done once per (hash, password) in the test session: sessions, not
+    hashing, are tested here."""
+    from trdnav.web.routes import auth
+
+    monkeypatch.setattr(auth, "verify_password", _verified)
 
 
 @pytest.fixture
