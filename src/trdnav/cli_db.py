@@ -2,7 +2,8 @@
 
 The database is ``--database-url`` or ``TRDNAV_DATABASE_URL`` (default ``sqlite:///./trdnav.db``).
 Files are validated exactly as ``trdnav assess`` does; invalid input exits 2 naming file and field,
-and a file with any problem stores nothing.
+and a file with any problem stores nothing. The valid files of one ``trdnav import`` are stored in
+one transaction: a run killed or failing midway imports none of them (run it again).
 
 A patient's identity (name, date of birth, MRN: :mod:`trdnav.storage.identity`) is left out of
 exported files unless ``--with-identity`` is given; it is then written as a top-level ``identity``
@@ -14,10 +15,13 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
+from sqlalchemy import Connection, event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from trdnav.core.history import History
 from trdnav.errors import InputError, Problem, TrdnavError
@@ -73,6 +77,53 @@ def _read_file(path: Path, kb: Knowledge, today: date) -> tuple[History, Patient
     return history, identity
 
 
+def _store_all(
+    url: str,
+    histories: list[tuple[History, PatientIdentity | None]],
+    kb: Knowledge,
+    today: date,
+) -> list[str]:
+    """Store every history (and identity) in ONE transaction: a run that is killed or fails
+    midway leaves nothing of itself (never some patients imported and others not).
+
+    The store's functions commit each patient; here their session is joined to an outer
+    transaction on one connection (``join_transaction_mode="create_savepoint"``), so each of
+    their commits only releases a savepoint, and the outer transaction commits once at the end.
+    SQLite's driver is put in autocommit mode on this connection and the transaction begun with
+    an explicit ``BEGIN``, so that its savepoints nest inside it (pysqlite's own transaction
+    handling would otherwise let the first savepoint's release commit).
+    """
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_autocommit)
+        event.listen(engine, "begin", _sqlite_begin)
+    stored: list[str] = []
+    try:
+        with engine.connect() as connection, connection.begin():
+            session = Session(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            )
+            try:
+                for history, identity in histories:
+                    pid = records.save(session, history, kb, today, _who())
+                    if identity is not None:
+                        identities.save_identity(session, pid, identity, user=_who())
+                    stored.append(pid)
+            finally:
+                session.close()
+    finally:
+        engine.dispose()
+    return stored
+
+
+def _sqlite_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def register(app: typer.Typer) -> None:
     """Add the database commands to ``app``."""
     db_app = typer.Typer(help="The database: create or upgrade its tables.", no_args_is_help=True)
@@ -110,16 +161,15 @@ def register(app: typer.Typer) -> None:
         if histories:
             url = normalise_url(database_url)
             upgrade(url)
-            engine = make_engine(url)
             try:
-                with make_sessionmaker(engine)() as session:
-                    for history, identity in histories:
-                        pid = records.save(session, history, kb, as_of, _who())
-                        if identity is not None:
-                            identities.save_identity(session, pid, identity, user=_who())
-                        typer.echo(f"stored {pid}")
-            finally:
-                engine.dispose()
+                stored = _store_all(url, histories, kb, as_of)
+            except SQLAlchemyError as exc:
+                raise _fail(
+                    "import_failed",
+                    f"the database refused the import ({type(exc).__name__}); nothing was imported",
+                ) from None
+            for pid in stored:
+                typer.echo(f"stored {pid}")
         if failed:
             raise typer.Exit(2)
 
