@@ -284,10 +284,12 @@ def create_app(settings: WebSettings | None = None, knowledge: Knowledge | None 
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.templates = templates(reload=settings.dev_mode)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    from trdnav.web.body_limits import BodyLimits
     from trdnav.web.routes import ROUTERS
 
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(BodyLimits)  # 413 before a body is read whole (inside the headers one)
     _install_middleware(app)
     _install_error_handlers(app)
     return app
