@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from trdnav.storage.settings import database_url, normalise_url
@@ -32,9 +32,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _pool_options(url: str) -> dict[str, Any]:
+    """No limit on the connections a request may wait for (``max_overflow=-1``).
+
+    The web app's form handlers are ``async`` and call the database from the event loop; with a
+    bounded pool, such a call waits for a connection *on the loop* while the requests holding the
+    connections need the loop to return them: a deadlock until the pool's 30 s timeout (found by
+    tests/reliability/test_concurrency.py: 20 editors on one record). Connections beyond the
+    pool's 5 are closed when returned; their number is bounded by the requests in flight.
+    """
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database in (None, "", ":memory:"):
+        return {}  # an in-memory database has its own single-connection pool
+    return {"max_overflow": -1}
+
+
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default :func:`database_url`)."""
-    engine = create_engine(normalise_url(url) if url else database_url(), pool_pre_ping=True)
+    url = normalise_url(url) if url else database_url()
+    engine = create_engine(url, pool_pre_ping=True, **_pool_options(url))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
