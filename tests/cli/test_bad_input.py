@@ -258,3 +258,11 @@ def test_an_implausible_today_is_refused_when_the_file_has_no_assessment_date(tm
     assert r.exit_code == 2, r.stdout
     assert "assessed_on: 9999-12-31 is not a plausible date" in r.stderr
     assert "the date given as today" in r.stderr
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "-.inf"])
+def test_a_dose_that_is_not_a_finite_number_is_refused(tmp_path, value):
+    p = _example_with(tmp_path, "mg_per_day: 50}", f"mg_per_day: {value}}}")
+    r = _run("assess", str(p))
+    assert r.exit_code == 2, r.stdout
+    assert "treatments[0].doses[0].mg_per_day: Input should be a finite number" in r.stderr

@@ -171,3 +171,40 @@ def test_every_api_operation_answers_without_a_500_in_the_error_shape_and_refusa
         )
     assert not tally.failures, "\n".join(tally.failures[:40])
     assert tally.cases >= len(operations) * EXAMPLES // 2
+
+
+HOSTILE_BODIES = {
+    "10,000 nested brackets": (b'{"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested more"),
+    "a 5,000-digit number": (b'{"patient": {"id": ' + b"9" * 5_000 + b"}}", "4,300 digits"),
+    "a key given twice": (b'{"type": "medication", "type": "ect"}', "given twice"),
+    "a dose of Infinity mg": (
+        b'{"type": "medication", "drug": "sertraline", "start": "2024-01-01", '
+        b'"doses": [{"from": "2024-01-01", "mg_per_day": Infinity}]}',
+        "finite number",
+    ),
+}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_a_hostile_json_body_is_a_422_in_the_error_shape_and_stores_nothing(
+    api: Any, name: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    app, world = api
+    body, words = HOSTILE_BODIES[name]
+    headers = {
+        "Authorization": f"Bearer {world.api_tokens['clinician']}",
+        "Content-Type": "application/json",
+        "If-Match": '"1"',
+    }
+    before = database_rows(app.state.engine, without=UNCHANGED_BUT)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in ("/api/patients", f"/api/patients/{world.samples['patient_id']}/treatments"):
+            response = client.post(path, content=body, headers=headers)
+            assert response.status_code == 422, (path, response.text[:300])
+            assert not error_shape_problems(response.json())
+            if path.endswith("/treatments") or "Infinity" not in name:  # (not a history)
+                assert words in response.text
+    assert database_rows(app.state.engine, without=UNCHANGED_BUT) == before

@@ -20,7 +20,10 @@ _Date = date  # for fields named ``date`` that have a default (the name would sh
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # a dose of Infinity mg or NaN (JSON's NaN, YAML's .inf) is refused like any bad number
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False
+    )
 
 
 class Sex(StrEnum):

@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPBearer
 from pydantic import TypeAdapter
 
+from trdnav.bounded_decode import DecodeRefused, load_json
 from trdnav.errors import InputError, Problem
 from trdnav.storage.repository import StaleRecordError
 from trdnav.web.app import error_body
@@ -142,9 +143,11 @@ async def json_body(request: Request) -> Any:
         problem = Problem("", "body_missing", "send a JSON object in the history format")
         raise InputError([problem])
     try:
-        return json.loads(raw)
+        return load_json(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError([Problem("", "json_invalid", "the body is not UTF-8 text")]) from None
+    except DecodeRefused as exc:  # 10,000 nested brackets, a 5,000-digit number, a key twice
+        raise InputError([Problem("", "input_refused", str(exc))]) from None
     except json.JSONDecodeError as exc:
         message = f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise InputError([Problem("", "json_invalid", message)]) from None
