@@ -14,14 +14,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from trdnav.storage import models as m
+
+log = logging.getLogger("trdnav.web.sessions")
 
 LAST_SEEN_RESOLUTION = timedelta(seconds=30)
 # revoked rows are kept this long, so an admin can see a revocation happened; then purged
@@ -113,13 +117,19 @@ def load_session(
 def touch(db: Session, session: SessionData, now: datetime | None = None) -> bool:
     """Record use of ``session`` if ``last_seen`` moved by ``LAST_SEEN_RESOLUTION``; committed.
 
-    Returns whether a write was made.
+    Returns whether a write was made. A write that fails (a database busy with other writers) is
+    rolled back and skipped: the request goes on, and the next one records the use.
     """
     at = now or datetime.now(UTC)
     if at - session.last_seen < LAST_SEEN_RESOLUTION:
         return False
-    db.execute(update(m.UserSession).where(m.UserSession.id == session.id).values(last_seen=at))
-    db.commit()
+    try:
+        db.execute(update(m.UserSession).where(m.UserSession.id == session.id).values(last_seen=at))
+        db.commit()
+    except OperationalError as exc:
+        db.rollback()
+        log.warning("session use not recorded: %s", type(exc).__name__)
+        return False
     return True
 
 
