@@ -35,7 +35,9 @@ FIXTURES = ROOT / "tests" / "interop" / "fixtures"
 TODAY = date(2024, 6, 1)
 KB = default_knowledge()
 _N = os.environ.get("TRDNAV_FUZZ_EXAMPLES")
-fuzz_settings: Callable[[Any], Any] = settings(max_examples=int(_N)) if _N else settings()
+fuzz_settings: Callable[[Any], Any] = (
+    settings(max_examples=int(_N), deadline=None) if _N else settings()
+)
 
 
 def _own_export(name: str) -> Any:

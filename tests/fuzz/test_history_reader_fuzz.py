@@ -39,7 +39,9 @@ TODAY = date(2024, 6, 1)
 KB = default_knowledge()
 RULES = AdequacyRules.from_knowledge(KB)
 _N = os.environ.get("TRDNAV_FUZZ_EXAMPLES")
-fuzz_settings: Callable[[Any], Any] = settings(max_examples=int(_N)) if _N else settings()
+fuzz_settings: Callable[[Any], Any] = (
+    settings(max_examples=int(_N), deadline=None) if _N else settings()
+)
 
 
 def read_and_assess(text: str, suffix: str) -> Assessment | InputError:
