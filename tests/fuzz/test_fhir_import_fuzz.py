@@ -160,3 +160,12 @@ def test_a_patient_name_of_5000_characters_is_refused_naming_the_field():
     assert isinstance(result, InputError)
     assert result.problems[0].loc == "Patient.name.family"
     assert "at most 200 characters" in result.problems[0].message
+
+
+def test_a_medical_record_number_of_5000_characters_is_refused_naming_the_field():
+    resources = [json.loads(line) for line in TEXTS[1].splitlines() if line.strip()]
+    resources[0]["identifier"][0]["value"] = "9" * 5000
+    result = decode_and_import("\n".join(json.dumps(r) for r in resources))
+    assert isinstance(result, InputError)
+    assert result.problems[0].loc == "Patient.identifier.value"
+    assert "at most 200 characters" in result.problems[0].message

@@ -25,6 +25,7 @@ _IDENTITY_PATHS = {
     "given": "name.given",
     "mrn": "identifier.value",
     "identifiers": "identifier.value",
+    "value": "identifier.value",  # of an Identifier
 }
 _SEX = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 
@@ -50,6 +51,18 @@ class PatientFacts:
 
 
 def _identity(p: Any) -> tuple[PatientIdentity, str | None]:
+    try:
+        return _read_identity(p)
+    except ValidationError as exc:  # a name or identifier beyond the clinic's limits (200 chars)
+        problems = []
+        for e in exc.errors():
+            path = "Patient." + _IDENTITY_PATHS.get(str(e["loc"][0]), str(e["loc"][0]))
+            message = f"{path} cannot be stored: {e['msg']}"
+            problems.append(Problem(path, "identity_invalid", message))
+        raise InputError(problems) from None
+
+
+def _read_identity(p: Any) -> tuple[PatientIdentity, str | None]:
     names = list(p.name or [])
     official = next((n for n in names if n.use == "official"), None)
     usual = next((n for n in names if n.use in (None, "usual")), None)
@@ -69,21 +82,9 @@ def _identity(p: Any) -> tuple[PatientIdentity, str | None]:
             mrn = ident.value
         identifiers.append(Identifier(system=ident.system, value=ident.value, type=kind))
     birth, _ = to_date(p.birthDate)
-    try:
-        identity = PatientIdentity(
-            given=given, family=family, birth_date=birth, mrn=mrn, identifiers=tuple(identifiers)
-        )
-    except ValidationError as exc:  # a name or identifier beyond the clinic's limits (200 chars)
-        raise InputError(
-            [
-                Problem(
-                    f"Patient.{_IDENTITY_PATHS.get(str(e['loc'][0]), e['loc'][0])}",
-                    "identity_invalid",
-                    f"the patient's {e['loc'][0]} cannot be stored: {e['msg']}",
-                )
-                for e in exc.errors()
-            ]
-        ) from None
+    identity = PatientIdentity(
+        given=given, family=family, birth_date=birth, mrn=mrn, identifiers=tuple(identifiers)
+    )
     return identity, mrn
 
 
