@@ -63,6 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "out" / "bench" / "soak.json"
 START_TIMEOUT = 180.0
 REQUEST_TIMEOUT = 60.0
+KEEPALIVE_EXPIRY = 2.0  # seconds an idle connection is kept by the client (uvicorn's: 5 s)
+SERVER_LOG = ROOT / "out" / "bench" / "soak-server.log"
 EXPECTED = {409}  # another user saved the record first: the form says so, nothing is lost
 ACTIONS = (("list", 30), ("patient", 40), ("edit", 15), ("self-report", 10), ("pdf", 5))
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -125,6 +127,7 @@ class MemorySampler(threading.Thread):
         self.process = psutil.Process(pid)
         self.every = every
         self.points: list[tuple[float, float]] = []
+        self.per_process: dict[str, float] = {}  # the last sample, MB per process
         self.started = time.monotonic()
         self.halt = threading.Event()
 
@@ -132,11 +135,15 @@ class MemorySampler(threading.Thread):
         try:
             tree = [self.process, *self.process.children(recursive=True)]
             total = 0
+            per_process = {}
             for p in tree:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except psutil.NoSuchProcess:
                     continue
+                total += rss
+                per_process[str(p.pid)] = round(rss / 2**20, 1)
+            self.per_process = per_process
         except psutil.NoSuchProcess:
             return
         self.points.append((time.monotonic() - self.started, total / 2**20))
@@ -153,8 +160,12 @@ class Clinician:
     """One signed-in clinician (own cookie jar) and the patient's phone (no cookies)."""
 
     def __init__(self, url: str, recorder: Recorder, patients: list[str], seed: int) -> None:
-        self.client = httpx2.Client(base_url=url, timeout=REQUEST_TIMEOUT, follow_redirects=False)
-        self.phone = httpx2.Client(timeout=REQUEST_TIMEOUT, follow_redirects=False)
+        # idle connections are dropped before uvicorn's 5 s keep-alive ends them, as browsers
+        # do: reusing one the server is closing at that moment fails the request (ReadError)
+        limits = httpx2.Limits(keepalive_expiry=KEEPALIVE_EXPIRY)
+        options: dict[str, Any] = {"timeout": REQUEST_TIMEOUT, "follow_redirects": False}
+        self.client = httpx2.Client(base_url=url, limits=limits, **options)
+        self.phone = httpx2.Client(limits=limits, **options)
         self.recorder = recorder
         self.patients = patients
         self.seed = seed
@@ -405,6 +416,10 @@ def print_table(result: dict[str, Any]) -> None:
         f"slope {rss['slope_mb_per_min']} MB/min "
         f"(second half {rss['slope_second_half_mb_per_min']} MB/min)"
     )
+    if rss.get("per_process_end"):
+        print(
+            f"per process MB at start {rss['per_process_start']}, at end {rss['per_process_end']}"
+        )
     for sample in result["error_samples"]:
         print(f"  error: {sample}")
 
@@ -436,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                 user.sign_in()
             sampler = MemorySampler(process.pid, args.sample_seconds)
             sampler.sample()
+            start_per_process = dict(sampler.per_process)
             sampler.start()
             print(f"{args.users} users signed in; running {seconds:.0f} s ...", flush=True)
             started = time.monotonic()
@@ -456,8 +472,12 @@ def main(argv: list[str] | None = None) -> int:
             for user in users:
                 user.close()
             stop_server(process)
+            SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / "server.log", SERVER_LOG)  # no patient data: see app.py
         result = summarise(recorder, elapsed, sampler.points, args)
         result["server_alive_at_end"] = alive
+        result["rss_mb"]["per_process_start"] = start_per_process
+        result["rss_mb"]["per_process_end"] = sampler.per_process
         print_table(result)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
