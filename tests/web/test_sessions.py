@@ -317,3 +317,25 @@ def test_a_revoked_row_is_kept_a_day_then_purged(app: FastAPI) -> None:
     assert not works(app, token)
     signed_in_browser(app, "clinician")
     assert session_rows(app, "reader") == []
+
+
+def test_an_idle_or_too_old_session_is_refused_from_any_computer_then_purged(
+    app: FastAPI,
+) -> None:
+    settings = app.state.settings
+    idle, longest = settings.idle_timeout_minutes * 60, settings.session_max_hours * 3600
+    _laptop, token = signed_in_browser(app, "reader")
+    now = time.time()
+    # a minute inside each limit: still a session
+    set_session_times(app, token, started=now - longest + 60, last_seen=now - idle + 60)
+    assert works(app, token)
+    # past the idle limit: refused with the reason, the cookie cleared
+    set_session_times(app, token, started=now - 3600, last_seen=now - idle - 1)
+    refused = browser(app, token).get("/patients")
+    assert refused.headers["location"] == "/signin?reason=idle"
+    assert set_cookies(refused, SESSION_COOKIE)[0].lower().count("max-age=0") == 1
+    # past the absolute limit, however recently used
+    set_session_times(app, token, started=now - longest - 1, last_seen=now - 5)
+    assert not works(app, token)
+    signed_in_browser(app, "clinician")  # the next sign-in purges it
+    assert session_rows(app, "reader") == []
