@@ -104,6 +104,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/account/totp"): READ,
     ("POST", "/account/totp"): READ,
     ("POST", "/account/totp/disable"): READ,
+    ("POST", "/account/totp/recovery-codes"): READ,
     # patients
     ("GET", "/patients"): READ,
     ("GET", "/patients/{patient_id}"): READ,

@@ -387,7 +387,7 @@ def test_the_user_turns_the_second_factor_off_only_with_a_current_code(app: Fast
     assert code_step(client, code(secret, -1)).status_code == 303
     csrf = csrf_of(client)
     wrong = client.post("/account/totp/disable", data={"code": "12345", "csrf_token": csrf})
-    assert wrong.status_code == 422 and "still on" in wrong.text
+    assert wrong.status_code == 422 and "Nothing was changed" in wrong.text
     done = client.post("/account/totp/disable", data={"code": code(secret, 1), "csrf_token": csrf})
     assert done.status_code == 303
     assert "The second factor is off" in client.get(done.headers["location"]).text
@@ -431,3 +431,41 @@ def test_api_bearer_tokens_are_unchanged_by_the_second_factor(db_url: str, kb: K
         assert world.client.get("/api/patients").status_code == 403
     finally:
         strict.state.engine.dispose()
+
+
+def test_new_recovery_codes_replace_the_old_ones_with_a_current_code(app: FastAPI) -> None:
+    secret, old_codes = enrolled(app, "clinician")
+    client = browser(app)
+    password_step(client, "clinician")
+    assert code_step(client, old_codes[0]).status_code == 303
+    csrf = csrf_of(client)
+    renewed = client.post(
+        "/account/totp/recovery-codes", data={"code": code(secret), "csrf_token": csrf}
+    )
+    assert renewed.status_code == 200
+    new_codes = re.findall(r"<li><code>([a-z2-7-]+)</code></li>", renewed.text)
+    assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
+    uid = str(user_id(app, "clinician"))
+    assert audit_actions(app, "recovery_codes_renewed") == [("clinician", uid)]
+    other = browser(app)
+    password_step(other, "clinician")
+    assert code_step(other, old_codes[1]).status_code == 401  # the old ones are gone
+    assert code_step(other, new_codes[0]).status_code == 303
+
+
+def test_guessing_codes_from_an_open_session_is_throttled_too(app: FastAPI) -> None:
+    secret, _codes = enrolled(app, "clinician")
+    client = browser(app)
+    password_step(client, "clinician")
+    assert code_step(client, code(secret)).status_code == 303
+    csrf = csrf_of(client)
+    for _ in range(app.state.settings.signin_max_failures):
+        wrong = client.post(
+            "/account/totp/disable", data={"code": code(secret, 5), "csrf_token": csrf}
+        )
+        assert wrong.status_code == 422
+    blocked = client.post(
+        "/account/totp/disable", data={"code": code(secret, 1), "csrf_token": csrf}
+    )
+    assert blocked.status_code == 429 and "Too many wrong codes" in blocked.text
+    assert "Recovery codes left" in client.get("/account").text  # still on

@@ -7,8 +7,9 @@
   address (issuer "TRD Navigator"); ``POST /account/totp`` confirms it with a first code and
   shows the recovery codes, once.
 - ``POST /account/totp/disable``: with a current code (or a recovery code) the second factor is
-  removed. Wrong codes here count as failed sign-ins (the same throttle), so a session left open
-  cannot be used to guess them.
+  removed. ``POST /account/totp/recovery-codes``: with a current code, new recovery codes replace
+  the old ones (shown once). Wrong codes here count as failed sign-ins (the same throttle), so a
+  session left open cannot be used to guess them.
 
 A user whose role requires a second factor may use the enrolment pages and sign-out before
 setting it up (``Enrolling``); every other page sends them here.
@@ -179,14 +180,11 @@ def totp_confirm(
     return render(request, "account/recovery_codes.html", {"codes": codes}, user=user)
 
 
-@router.post("/account/totp/disable")
-def totp_disable(
-    request: Request,
-    db: SessionDep,
-    settings: SettingsDep,
-    user: Reader,
-    code: Annotated[str, Form(max_length=64)] = "",
-) -> Response:
+def _with_current_code(
+    request: Request, db: Session, settings: WebSettings, user: CurrentUser, code: str
+) -> Response | m.UserTotp:
+    """The user's second factor when ``code`` is a right code (TOTP or recovery), else the
+    account page saying why (no second factor, throttled, wrong code). Throttled and audited."""
     row = active_totp(db, user.id)
     if row is None:
         return _account_page(
@@ -215,12 +213,43 @@ def totp_disable(
             db,
             user,
             error="That code is not right: expected the current 6-digit code or a recovery "
-            "code. The second factor is still on.",
+            "code. Nothing was changed.",
             status_code=422,
         )
     if how == "recovery_code":
         record_audit(db, user.who, "recovery_code_used", "user", str(user.id), ip)
+    return row
+
+
+@router.post("/account/totp/disable")
+def totp_disable(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    user: Reader,
+    code: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    checked = _with_current_code(request, db, settings, user, code)
+    if not isinstance(checked, m.UserTotp):
+        return checked
     remove_totp(db, user.id)
-    record_audit(db, user.who, "totp_disabled", "user", str(user.id), ip)
+    record_audit(db, user.who, "totp_disabled", "user", str(user.id), client_ip(request))
     db.commit()
     return RedirectResponse("/account?done=totp_disabled", status_code=303)
+
+
+@router.post("/account/totp/recovery-codes")
+def renew_recovery_codes(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    user: Reader,
+    code: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    checked = _with_current_code(request, db, settings, user, code)
+    if not isinstance(checked, m.UserTotp):
+        return checked
+    codes = new_recovery_codes(db, user.id)
+    record_audit(db, user.who, "recovery_codes_renewed", "user", str(user.id), client_ip(request))
+    db.commit()
+    return render(request, "account/recovery_codes.html", {"codes": codes}, user=user)
