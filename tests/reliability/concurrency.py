@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,14 +149,13 @@ def editors(
             groups = [Group("same", same), Group("different", different)]
             plan: list[tuple[Group, str, int]] = [(groups[0], pids[0], i) for i in range(same)]
             plan += [(groups[1], pids[1 + i], i) for i in range(different)]
-            writers: list[FormWriter | ApiWriter] = []
-            for _group, _pid, i in plan:
-                if i % 2 == 0:
-                    form = FormWriter(server.url)
-                    form.sign_in()
-                    writers.append(form)
-                else:
-                    writers.append(ApiWriter(server.url, token))
+            writers: list[FormWriter | ApiWriter] = [
+                FormWriter(server.url) if i % 2 == 0 else ApiWriter(server.url, token)
+                for _group, _pid, i in plan
+            ]
+            browsers = [w for w in writers if isinstance(w, FormWriter)]
+            with ThreadPoolExecutor(max_workers=8) as pool:  # sign in as browsers do: at once
+                list(pool.map(FormWriter.sign_in, browsers))
             lock = threading.Lock()
             until = time.monotonic() + seconds
             threads = [

@@ -128,7 +128,20 @@ def prepare(db: Database, patients: int) -> str:
                 records.save(session, records.validate(data, kb, today), kb, today, "setup")
     finally:
         engine.dispose()
-    return cli("user", "token", USER, "--database-url", db.url).stdout.strip().splitlines()[-1]
+    return in_process("user", "token", USER, "--database-url", db.url).strip().splitlines()[-1]
+
+
+def in_process(*args: str) -> str:
+    """Run ``trdnav ARGS`` in this process (the same command, without a new interpreter's start);
+    its output. For setting up; what is killed always runs as a real subprocess."""
+    from typer.testing import CliRunner
+
+    from trdnav.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"TRDNAV_DEV": "1"})
+    if result.exit_code != 0:
+        raise RuntimeError(f"trdnav {' '.join(args[:2])} failed: {result.output}")
+    return result.output
 
 
 def patient_ids(patients: int) -> list[str]:

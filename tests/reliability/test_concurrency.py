@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.reliability.concurrency import editors
 
-SECONDS = 8
+SECONDS = 6
 
 
 def test_concurrent_editors_lose_no_accepted_change_and_are_refused_only_with_409_or_412(

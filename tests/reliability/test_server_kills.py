@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.reliability.crash import server_kills
 
-KILLS = 5
+KILLS = 3
 
 
 def test_every_write_acknowledged_before_a_sigkill_is_stored_whole_and_audited(
