@@ -218,6 +218,21 @@ def _versions(db: Database, prefix: str) -> dict[str, int]:
     return {pid: int(v) for pid, v in rows}
 
 
+class _Window:
+    """When to kill a run: uniform in [lo, hi] seconds after its start. ``hi`` starts at a full
+    run's time and shrinks to the time of any run that finished before its kill (the machine's
+    load changes how long a run takes), so the kills keep falling inside runs."""
+
+    def __init__(self, startup: float, full_run: float) -> None:
+        self.lo, self.hi = startup / 2, max(full_run, startup / 2 + 0.1)
+
+    def pick(self, rng: random.Random) -> float:
+        return rng.uniform(self.lo, self.hi)
+
+    def finished_in(self, seconds: float) -> None:
+        self.hi = max(self.lo + 0.05, min(self.hi, seconds * 0.98))
+
+
 def _killed_run(args: list[str], after: float) -> tuple[bool, float]:
     """Run ``trdnav ARGS`` in its own process group; SIGKILL the group after ``after`` seconds.
     Returns whether it had finished by itself before the kill, and how long it ran."""
@@ -285,10 +300,12 @@ def import_kills(
         started = time.monotonic()
         cli(*args)  # a full run: every patient at version 1
         report.seconds = time.monotonic() - started
-        startup = _startup_seconds()
+        window = _Window(_startup_seconds(), report.seconds)
         expected = 1
         for n in range(kills):
-            finished, _ran = _killed_run(args, rng.uniform(startup, report.seconds))
+            finished, ran = _killed_run(args, window.pick(rng))
+            if finished:
+                window.finished_in(ran)
             versions = _versions(db, "IMP")
             counts = Counter(versions.values())
             if len(versions) != histories or len(counts) != 1:
@@ -343,8 +360,28 @@ def _fingerprint(db: Database) -> tuple[Any, ...]:
     return patients, counts
 
 
+def _add_audit_rows(db: Database, rows: int) -> None:
+    engine = make_engine(db.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_events (who, at, action, entity) "
+                    "VALUES ('filler', CURRENT_TIMESTAMP, 'read', 'patient')"
+                ),
+                [{}] * rows,
+            )
+    finally:
+        engine.dispose()
+
+
 def restore_kills(
-    kind: str, kills: int, folder: Path, rng: random.Random, histories: int = 200
+    kind: str,
+    kills: int,
+    folder: Path,
+    rng: random.Random,
+    histories: int = 200,
+    filler: int = 100_000,
 ) -> ProcessKillReport:
     """Kill ``trdnav restore`` ``kills`` times at random moments; the database must be either the
     backup (restored whole) or exactly what it was before (nothing of the restore)."""
@@ -354,6 +391,7 @@ def restore_kills(
         prepare(db, 0)
         files = [str(p) for p in _import_files(folder / f"restore-{kind}", histories)]
         in_process("import", *files, "--database-url", db.url, "--today", "2024-06-01")
+        _add_audit_rows(db, filler)  # a backup of some size: the restore takes a while
         backup = folder / f"backup-{kind}.{'db' if kind == 'sqlite' else 'sql'}"
         in_process("backup", str(backup), "--database-url", db.url)
         backed_up = _fingerprint(db)
@@ -363,12 +401,14 @@ def restore_kills(
         started = time.monotonic()
         cli(*args)
         report.seconds = time.monotonic() - started
-        startup = _startup_seconds()
+        window = _Window(_startup_seconds(), report.seconds)
         for n in range(kills):
             if _fingerprint(db) == backed_up:
                 in_process("import", *change)
             before = _fingerprint(db)
-            finished, _ran = _killed_run(args, rng.uniform(startup / 2, report.seconds * 1.05))
+            finished, ran = _killed_run(args, window.pick(rng))
+            if finished:
+                window.finished_in(ran)
             after = _fingerprint(db)
             if finished:
                 report.finished += 1

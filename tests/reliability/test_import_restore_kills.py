@@ -24,7 +24,7 @@ def test_an_import_killed_at_a_random_moment_leaves_every_history_or_none(
 def test_a_restore_killed_at_a_random_moment_leaves_the_database_before_or_the_backup(
     kind: str, logs: Path, rng: random.Random
 ) -> None:
-    report = restore_kills(kind, 2, logs, rng, histories=40)
+    report = restore_kills(kind, 2, logs, rng, histories=40, filler=20_000)
     assert report.problems == []
     assert report.partial == 0
     assert report.half_applied == 0 and report.integrity_failures == 0
