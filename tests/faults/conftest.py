@@ -30,10 +30,11 @@ from tests.faults.servers import (
     seed,
 )
 from trdnav.knowledge.load import Knowledge
-from trdnav.storage.engine import make_engine
+from trdnav.storage.engine import BUSY_TIMEOUT_VAR, make_engine
 from trdnav.storage.migrations import upgrade
 
 TEST_TRIGGERS = ("fail_update_audit", "slow_update_audit")
+SQLITE_BUSY_SECONDS = 2.0
 
 
 @dataclass
@@ -109,7 +110,9 @@ def sqlite_world(
     url = f"sqlite:///{path}"
     upgrade(url)
     seed(url, kb)
-    with running_server(url, folder) as server:
+    # a short busy timeout (default 15 s) keeps the locked-database test short
+    busy = {BUSY_TIMEOUT_VAR: str(SQLITE_BUSY_SECONDS)}
+    with running_server(url, folder, busy) as server:
         yield Breakable("sqlite", url, path=path), server
 
 

@@ -135,13 +135,17 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def running_server(database_url: str, folder: Path) -> Iterator[Server]:
+def running_server(
+    database_url: str, folder: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     port = free_port()
     log = folder / f"server-{port}.log"
     command = [*trdnav_command(), "serve", "--database-url", database_url]
     command += ["--port", str(port), "--today", TODAY]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=server_env(), stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env={**server_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT
+        )
     server = Server(f"http://{HOST}:{port}", log, process)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -4,6 +4,12 @@ SQLite commits are durable on power loss (``synchronous=FULL``) unless
 ``TRDNAV_SQLITE_SYNCHRONOUS=NORMAL`` is set: faster under write load (every read of patient data
 writes an audit event), but a power failure may lose the last commits (never corrupts the file).
 
+A SQLite writer waits up to ``TRDNAV_SQLITE_BUSY_TIMEOUT`` seconds (default 15) for another's
+write lock before the request fails with 503 "database is locked". Every read of patient data
+writes an audit row, so under a clinic's peak with PDFs rendering most requests queue for the
+lock; pysqlite's 5 s default failed 4 of 4,641 requests in the 10-minute, 30-user soak on a
+loaded 2-core machine (docs/reliability.md, Load and soak).
+
 Every engine tests a pooled connection before handing it out (``pool_pre_ping``): after the
 database server restarts, or an administrator ends the app's sessions, the next request gets a
 fresh connection instead of failing on a dead one (docs/reliability.md, Faults).
@@ -18,6 +24,9 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from trdnav.storage.settings import database_url, normalise_url
+
+BUSY_TIMEOUT_VAR = "TRDNAV_SQLITE_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 15.0
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,10 +56,23 @@ def _pool_options(url: str) -> dict[str, Any]:
     return {"max_overflow": -1}
 
 
+def sqlite_busy_timeout() -> float:
+    """Seconds a SQLite connection waits for a lock (``TRDNAV_SQLITE_BUSY_TIMEOUT``)."""
+    raw = os.environ.get(BUSY_TIMEOUT_VAR, "").strip()
+    try:
+        seconds = float(raw) if raw else DEFAULT_BUSY_TIMEOUT
+    except ValueError:
+        seconds = DEFAULT_BUSY_TIMEOUT
+    return seconds if 0 < seconds <= 600 else DEFAULT_BUSY_TIMEOUT
+
+
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default :func:`database_url`)."""
     url = normalise_url(url) if url else database_url()
-    engine = create_engine(url, pool_pre_ping=True, **_pool_options(url))
+    options = _pool_options(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": sqlite_busy_timeout()}
+    engine = create_engine(url, pool_pre_ping=True, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
