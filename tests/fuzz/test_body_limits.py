@@ -315,3 +315,16 @@ def test_the_real_server_refuses_a_chunked_50_mb_body_while_it_is_still_being_se
     assert _status(answer) == 413, answer[:300]
     assert sent < 20 * MB  # the limit (2 MiB) plus what the loopback's socket buffers hold
     assert grew < 20 * MB
+
+
+@sqlite_only
+def test_a_route_with_form_parameters_refuses_a_streamed_oversize_body(world: World) -> None:
+    # /signin reads its fields with FastAPI's Form(): its own body parsing passes the 413 through
+    with TestClient(world.app, raise_server_exceptions=False) as client:
+        response = client.post(
+            "/signin",
+            content=_chunks(DEFAULT_LIMIT + 100_000, head=b"username=a&password="),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 413
+    assert "above the limit of 2 MiB" in response.text
