@@ -318,9 +318,12 @@ def prepare_database(url: str, extra: int) -> list[str]:
     return ids
 
 
-def start_server(url: str, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    url: str, workers: int, log: Path, extra_env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRDNAV_")}
+    env.update(extra_env)
     env["TRDNAV_SECRET_KEY"] = secrets.token_urlsafe(48)  # production mode: no TRDNAV_DEV
     command = [*trdnav_command(), "serve", "--database-url", url, "--port", str(port)]
     command += ["--today", TODAY, "--workers", str(workers)]
@@ -376,6 +379,7 @@ def summarise(
         "think_s": args.think,
         "workers": args.workers,
         "patients": args.patients,
+        "server_env": args.server_env,
         "seconds": round(seconds, 1),
         "requests": total,
         "requests_per_s": round(total / seconds, 1) if seconds else 0.0,
@@ -434,6 +438,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-patients", type=int, default=100, help="copies of the demo")
     parser.add_argument("--sample-seconds", type=float, default=2.0, help="RSS sampling period")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the result goes")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server (repeatable), e.g. MALLOC_ARENA_MAX=2",
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
 
@@ -443,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"preparing the database in {folder} ...", flush=True)
         patients = prepare_database(url, args.extra_patients)
         args.patients = len(patients)
-        process, base = start_server(url, args.workers, folder / "server.log")
+        extra_env = dict(item.split("=", 1) for item in args.server_env)
+        process, base = start_server(url, args.workers, folder / "server.log", extra_env)
         recorder = Recorder()
         users = [Clinician(base, recorder, patients, seed) for seed in range(args.users)]
         try:
