@@ -220,8 +220,9 @@ def _versions(db: Database, prefix: str) -> dict[str, int]:
 
 class _Window:
     """When to kill a run: uniform in [lo, hi] seconds after its start. ``hi`` starts at a full
-    run's time and shrinks to the time of any run that finished before its kill (the machine's
-    load changes how long a run takes), so the kills keep falling inside runs."""
+    run's time and shrinks to the time of any run that finished before its kill, ``lo`` (half the
+    interpreter's start) to at most half of ``hi`` (the machine's load changes how long a run
+    takes), so the kills keep falling inside runs."""
 
     def __init__(self, startup: float, full_run: float) -> None:
         self.lo, self.hi = startup / 2, max(full_run, startup / 2 + 0.1)
@@ -230,7 +231,8 @@ class _Window:
         return rng.uniform(self.lo, self.hi)
 
     def finished_in(self, seconds: float) -> None:
-        self.hi = max(self.lo + 0.05, min(self.hi, seconds * 0.98))
+        self.hi = min(self.hi, seconds * 0.98)
+        self.lo = min(self.lo, self.hi / 2)
 
 
 def _killed_run(args: list[str], after: float) -> tuple[bool, float]:
