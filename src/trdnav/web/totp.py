@@ -110,9 +110,7 @@ def new_recovery_codes(db: Session, user_id: int) -> list[str]:
     return codes
 
 
-def use_recovery_code(
-    db: Session, user_id: int, code: str, now: datetime | None = None
-) -> bool:
+def use_recovery_code(db: Session, user_id: int, code: str, now: datetime | None = None) -> bool:
     """``code`` is one of the user's unused recovery codes: it is spent (flushed)."""
     wanted = digest(clean(code))
     row_id = db.scalar(
