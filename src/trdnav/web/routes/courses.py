@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -30,7 +30,7 @@ from trdnav.web.course_ops import Opened
 from trdnav.web.deps import CurrentUser, KnowledgeDep, Reader, SessionDep, TodayDep, Writer
 from trdnav.web.deps import client_ip as ip_of
 from trdnav.web.pages import render
-from trdnav.web.routes.records import submitted
+from trdnav.web.routes.records import Submitted
 
 router = APIRouter(include_in_schema=False)
 
@@ -145,15 +145,15 @@ def start_course_form(
 
 
 @router.post("/patients/{patient_id}/courses/new")
-async def start_course(
+def start_course(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    values = await submitted(request)
     try:
         course, _v = course_ops.create(db, kb, patient_id, values, user.who, ip_of(request))
     except InputError as exc:
@@ -227,7 +227,7 @@ def eligibility_page(
     return _gate_page(request, db, kb, o, user, today)
 
 
-async def _gate_action(
+def _gate_action(
     request: Request,
     course_id: str,
     db: Session,
@@ -235,8 +235,9 @@ async def _gate_action(
     user: CurrentUser,
     today: date,
     action: str,
+    values: dict[str, str],
+    acks: tuple[str, ...] = (),
 ) -> Response:
-    values = await submitted(request)
     o = opened(db, kb, course_id, user, request)
     ip = ip_of(request)
     try:
@@ -245,9 +246,7 @@ async def _gate_action(
             raise repository.StaleRecordError(course_id, version, o.version)
         findings = course_ops.findings_for(db, kb, o, today, user.who, ip)
         if action == "review":
-            form = await request.form()
-            acks = [str(v) for v in form.getlist("ack")]
-            course_ops.review(db, o, findings, acks, values, user.who, now(), ip)
+            course_ops.review(db, o, findings, list(acks), values, user.who, now(), ip)
         elif action == "override":
             code, reason = values.get("code", ""), values.get("reason", "")
             course_ops.override(db, o, findings, code, reason, user.who, now(), ip)
@@ -260,40 +259,53 @@ async def _gate_action(
     return RedirectResponse(target, status_code=303)
 
 
+async def acknowledged(request: Request) -> tuple[str, ...]:
+    """The findings ticked as reviewed (the form's repeated ``ack`` field)."""
+    form = await request.form()
+    return tuple(str(v) for v in form.getlist("ack"))
+
+
+Acknowledged = Annotated[tuple[str, ...], Depends(acknowledged)]
+
+
 @router.post("/courses/{course_id}/eligibility")
-async def review_eligibility(
+def review_eligibility(
     request: Request,
     course_id: CourseId,
     db: SessionDep,
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
+    acks: Acknowledged,
 ) -> Response:
-    return await _gate_action(request, course_id, db, kb, user, today, "review")
+    return _gate_action(request, course_id, db, kb, user, today, "review", values, acks)
 
 
 @router.post("/courses/{course_id}/overrides")
-async def override_contraindication(
+def override_contraindication(
     request: Request,
     course_id: CourseId,
     db: SessionDep,
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    return await _gate_action(request, course_id, db, kb, user, today, "override")
+    return _gate_action(request, course_id, db, kb, user, today, "override", values)
 
 
 @router.post("/courses/{course_id}/start")
-async def start_active(
+def start_active(
     request: Request,
     course_id: CourseId,
     db: SessionDep,
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    return await _gate_action(request, course_id, db, kb, user, today, "start")
+    return _gate_action(request, course_id, db, kb, user, today, "start", values)
 
 
 # --- the course page ----------------------------------------------------------------------------
@@ -363,7 +375,7 @@ def course_page(
     return _course_page(request, db, user, opened(db, kb, course_id, user, request), kb, today)
 
 
-async def _course_action(
+def _course_action(
     request: Request,
     course_id: str,
     db: Session,
@@ -371,9 +383,9 @@ async def _course_action(
     user: CurrentUser,
     today: date,
     action: str,
+    values: dict[str, str],
     number: int | None = None,
 ) -> Response:
-    values = await submitted(request)
     o = opened(db, kb, course_id, user, request)
     ip = ip_of(request)
     try:
@@ -401,31 +413,33 @@ class _DateIn(BaseModel):
 
 
 @router.post("/courses/{course_id}/notes")
-async def add_course_note(
+def add_course_note(
     request: Request,
     course_id: CourseId,
     db: SessionDep,
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    return await _course_action(request, course_id, db, kb, user, today, "note")
+    return _course_action(request, course_id, db, kb, user, today, "note", values)
 
 
 @router.post("/courses/{course_id}/plan")
-async def set_course_plan(
+def set_course_plan(
     request: Request,
     course_id: CourseId,
     db: SessionDep,
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    return await _course_action(request, course_id, db, kb, user, today, "plan")
+    return _course_action(request, course_id, db, kb, user, today, "plan", values)
 
 
 @router.post("/courses/{course_id}/sessions/{number}/reschedule")
-async def reschedule_session(
+def reschedule_session(
     request: Request,
     course_id: CourseId,
     number: Number,
@@ -433,12 +447,13 @@ async def reschedule_session(
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    return await _course_action(request, course_id, db, kb, user, today, "reschedule", number)
+    return _course_action(request, course_id, db, kb, user, today, "reschedule", values, number)
 
 
 @router.post("/courses/{course_id}/sessions/{number}/missed")
-async def mark_session_missed(
+def mark_session_missed(
     request: Request,
     course_id: CourseId,
     number: Number,
@@ -446,8 +461,9 @@ async def mark_session_missed(
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    return await _course_action(request, course_id, db, kb, user, today, "missed", number)
+    return _course_action(request, course_id, db, kb, user, today, "missed", values, number)
 
 
 # --- sessions -----------------------------------------------------------------------------------
@@ -535,15 +551,15 @@ def session_form(
 
 
 @router.post("/courses/{course_id}/sessions")
-async def record_session(
+def record_session(
     request: Request,
     course_id: CourseId,
     db: SessionDep,
     kb: KnowledgeDep,
     user: Writer,
     today: TodayDep,
+    values: Submitted,
 ) -> Response:
-    values = await submitted(request)
     o = opened(db, kb, course_id, user, request)
     number = int(values["number"]) if values.get("number", "").isdigit() else 1
     try:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from trdnav.errors import InputError, Problem
@@ -171,6 +172,13 @@ async def import_upload(
         await form.close()  # the upload's temporary file
 
 
+def _import_and_store(
+    raw: bytes, filename: str | None, db: Any, kb: Any, who: str, today: Any, ip: str | None
+) -> tuple[Any, Any]:
+    result = import_fhir(decode_fhir(raw, filename), kb, today)
+    return result, store_import(db, result, kb, today, who, ip=ip)
+
+
 async def _imported(
     request: Request, upload: Any, db: Any, kb: Any, who: str, today: Any
 ) -> Response:
@@ -180,8 +188,10 @@ async def _imported(
         raw = await upload.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             raise InputError([Problem("", "too_large", _too_large().message)])
-        result = import_fhir(decode_fhir(raw, upload.filename), kb, today)
-        stored = store_import(db, result, kb, today, who, ip=client_ip(request))
+        # parsing, mapping and the database write run in the thread pool, never on the event loop
+        result, stored = await run_in_threadpool(
+            _import_and_store, raw, upload.filename, db, kb, who, today, client_ip(request)
+        )
     except InputError as exc:
         status = 413 if any(p.code == "too_large" for p in exc.problems) else 422
         return _page(request, status, problems=list(exc.problems))

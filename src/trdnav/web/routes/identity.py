@@ -31,7 +31,7 @@ from trdnav.storage.repository import PatientNotFoundError, StaleRecordError
 from trdnav.web import forms
 from trdnav.web.deps import CurrentUser, SessionDep, TodayDep, Writer, client_ip
 from trdnav.web.pages import render
-from trdnav.web.routes.records import patient_url, submitted, version_of
+from trdnav.web.routes.records import Submitted, patient_url, version_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -204,12 +204,16 @@ def identity_form(
 
 
 @router.post("/patients/{patient_id}/identity")
-async def save_identity_form(
-    request: Request, patient_id: str, db: SessionDep, today: TodayDep, user: Writer
+def save_identity_form(
+    request: Request,
+    patient_id: str,
+    db: SessionDep,
+    today: TodayDep,
+    user: Writer,
+    values: Submitted,
 ) -> Response:
     if repository.patient_version(db, patient_id) is None:
         raise PatientNotFoundError(patient_id)
-    values = await submitted(request)
     version = version_of(values)
     entry = IdentityEntry(values)
     ip = client_ip(request)

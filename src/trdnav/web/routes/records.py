@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -55,8 +55,15 @@ def patient_url(patient_id: str) -> str:
 
 
 async def submitted(request: Request) -> dict[str, str]:
+    """The form's text fields, stripped (read here, on the event loop, before the handler)."""
     form = await request.form()
     return {k: v.strip() for k, v in form.items() if isinstance(v, str)}
+
+
+# Form handlers are plain functions taking the parsed form from this dependency: FastAPI runs
+# them in its thread pool, so their database work and assessment never block the event loop
+# (an ``async`` handler waiting for a pooled connection on the loop could deadlock the server).
+Submitted = Annotated[dict[str, str], Depends(submitted)]
 
 
 def version_of(values: forms.Values) -> int | None:
@@ -215,10 +222,14 @@ def new_patient_form(kb: KnowledgeDep, today: TodayDep, user: Writer, request: R
 
 
 @router.post("/patients/new")
-async def new_patient(
-    request: Request, db: SessionDep, kb: KnowledgeDep, today: TodayDep, user: Writer
+def new_patient(
+    request: Request,
+    db: SessionDep,
+    kb: KnowledgeDep,
+    today: TodayDep,
+    user: Writer,
+    values: Submitted,
 ) -> Response:
-    values = await submitted(request)
     entry = forms.patient_entry(values, kb)
     patient_id = entry.data["patient"]["id"]
     taken = "a patient with this identifier already exists: open their record instead"
@@ -253,15 +264,15 @@ def edit_patient_form(
 
 
 @router.post("/patients/{patient_id}/edit")
-async def edit_patient(
+def edit_patient(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    values = await submitted(request)
     version = version_of(values)
     entry = forms.patient_entry(values, kb, patient_id)
 
@@ -353,15 +364,15 @@ def new_treatment_form(
 
 
 @router.post("/patients/{patient_id}/treatments/new")
-async def new_treatment(
+def new_treatment(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    values = await submitted(request)
     version = version_of(values)
     kind = _kind(values.get("type", ""))
     if "add_row" in values:
@@ -418,7 +429,7 @@ def _replace(index: int, kind: str, item: dict[str, Any]) -> Callable[[HistoryDa
 
 
 @router.post("/patients/{patient_id}/treatments/{index}/edit")
-async def edit_treatment(
+def edit_treatment(
     request: Request,
     patient_id: str,
     index: Index,
@@ -426,8 +437,8 @@ async def edit_treatment(
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    values = await submitted(request)
     version = version_of(values)
     data, _ = opened(request, db, patient_id, user)
     kind = str(_stored_treatment(data, index)["type"])  # an edit keeps the treatment's type
@@ -449,7 +460,7 @@ async def edit_treatment(
 
 
 @router.post("/patients/{patient_id}/treatments/{index}/delete")
-async def delete_treatment(
+def delete_treatment(
     request: Request,
     patient_id: str,
     index: Index,
@@ -457,9 +468,9 @@ async def delete_treatment(
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
     """Without ``confirm=yes``: the confirmation page; with it, the treatment is deleted."""
-    values = await submitted(request)
     version = version_of(values)
     data, _ = opened(request, db, patient_id, user)
     treatment = _stored_treatment(data, index)
@@ -576,7 +587,7 @@ def _measurement_form(
     return _measurement_page(request, today, kb, kind, patient_id, version, values, inst)
 
 
-async def _add_measurement(
+def _add_measurement(
     request: Request,
     patient_id: str,
     kind: str,
@@ -584,8 +595,8 @@ async def _add_measurement(
     kb: Knowledge,
     today: date,
     user: CurrentUser,
+    values: dict[str, str],
 ) -> Response:
-    values = await submitted(request)
     version = version_of(values)
     inst = _chosen(kb, kind, values.get("instrument", ""))
     if inst is None:
@@ -620,15 +631,16 @@ def new_measurement_form(
 
 
 @router.post("/patients/{patient_id}/measurements/new")
-async def new_measurement(
+def new_measurement(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    return await _add_measurement(request, patient_id, "measurements", db, kb, today, user)
+    return _add_measurement(request, patient_id, "measurements", db, kb, today, user, values)
 
 
 @router.get("/patients/{patient_id}/screens/new")
@@ -645,15 +657,16 @@ def new_screen_form(
 
 
 @router.post("/patients/{patient_id}/screens/new")
-async def new_screen(
+def new_screen(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    return await _add_measurement(request, patient_id, "screens", db, kb, today, user)
+    return _add_measurement(request, patient_id, "screens", db, kb, today, user, values)
 
 
 # --- labs, pharmacogenomics, current medications -------------------------------------------------
@@ -735,11 +748,11 @@ def _add_form(
     return _add_page(request, today, kb, key, patient_id, version, values, data)
 
 
-async def _add(
+def _add(
     request: Request, key: str, patient_id: str, db: Session, kb: Knowledge, today: date,
     user: CurrentUser,
+    values: dict[str, str],
 ) -> Response:  # fmt: skip
-    values = await submitted(request)
     version = version_of(values)
     entry = ADDS[key][2](values)
     outcome = store(
@@ -765,15 +778,16 @@ def new_lab_form(
 
 
 @router.post("/patients/{patient_id}/labs/new")
-async def new_lab(
+def new_lab(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    return await _add(request, "labs", patient_id, db, kb, today, user)
+    return _add(request, "labs", patient_id, db, kb, today, user, values)
 
 
 @router.get("/patients/{patient_id}/pgx/new")
@@ -789,15 +803,16 @@ def new_pgx_form(
 
 
 @router.post("/patients/{patient_id}/pgx/new")
-async def new_pgx(
+def new_pgx(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    return await _add(request, "pgx", patient_id, db, kb, today, user)
+    return _add(request, "pgx", patient_id, db, kb, today, user, values)
 
 
 @router.get("/patients/{patient_id}/medications/new")
@@ -813,12 +828,13 @@ def new_current_medication_form(
 
 
 @router.post("/patients/{patient_id}/medications/new")
-async def new_current_medication(
+def new_current_medication(
     request: Request,
     patient_id: str,
     db: SessionDep,
     kb: KnowledgeDep,
     today: TodayDep,
     user: Writer,
+    values: Submitted,
 ) -> Response:
-    return await _add(request, "current_medications", patient_id, db, kb, today, user)
+    return _add(request, "current_medications", patient_id, db, kb, today, user, values)
