@@ -112,6 +112,38 @@ def register(app: typer.Typer) -> None:
         uid = create_user(url, username.strip(), role, password)
         typer.echo(f"user {username} ({role}) is ready (id {uid})")
 
+    @user_app.command("reset-totp")
+    def user_reset_totp(
+        username: Annotated[str, typer.Argument(help="the user who lost their second factor")],
+        database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    ) -> None:
+        """Remove a user's second factor and recovery codes, and end their sessions.
+
+        For the only admin locked out by a lost phone: they sign in with their password and
+        set up a new second factor before anything else (when admins must have one).
+        """
+        from trdnav.web.sessions import revoke_user_sessions
+        from trdnav.web.totp import remove_totp
+
+        engine = make_engine(normalise_url(database_url))
+        try:
+            with make_sessionmaker(engine)() as session:
+                user = session.scalar(select(m.User).where(m.User.username == username))
+                if user is None:
+                    raise _fail(f"username: no user {username!r}")
+                remove_totp(session, user.id)
+                ended = revoke_user_sessions(session, user.id)
+                who = "cli:" + (os.environ.get("USER") or "unknown")
+                record_audit(session, who, "totp_reset_by_admin", "user", str(user.id))
+                record_audit(session, who, "sessions_revoked", "user", str(user.id))
+                session.commit()
+        finally:
+            engine.dispose()
+        typer.echo(
+            f"user {username}: second factor removed, {ended} session(s) ended; "
+            "they set up a new one at their next sign-in"
+        )
+
     @user_app.command("token")
     def user_token(
         username: Annotated[str, typer.Argument(help="the user the token acts as")],

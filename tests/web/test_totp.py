@@ -469,3 +469,31 @@ def test_guessing_codes_from_an_open_session_is_throttled_too(app: FastAPI) -> N
     )
     assert blocked.status_code == 429 and "Too many wrong codes" in blocked.text
     assert "Recovery codes left" in client.get("/account").text  # still on
+
+
+# --- the server-side way back in ----------------------------------------------------------------
+
+
+def test_trdnav_user_reset_totp_lets_a_locked_out_user_in_with_the_password_alone(
+    app: FastAPI,
+) -> None:
+    from typer.testing import CliRunner
+
+    from trdnav.cli import app as cli
+
+    enrolled(app, "clinician")
+    assert sessions_of(app, "clinician") == 1  # the one that enrolled
+    url = app.state.settings.database_url
+    unknown = CliRunner().invoke(cli, ["user", "reset-totp", "nobody", "--database-url", url])
+    assert unknown.exit_code == 2 and "no user 'nobody'" in unknown.output
+    done = CliRunner().invoke(cli, ["user", "reset-totp", "clinician", "--database-url", url])
+    assert done.exit_code == 0, done.output
+    assert "second factor removed, 1 session(s) ended" in done.output
+    with make_sessionmaker(app.state.engine)() as db:
+        rows = db.scalars(
+            select(m.UserSession).where(m.UserSession.user_id == user_id(app, "clinician"))
+        )
+        assert all(r.revoked_at is not None for r in rows)
+    client = browser(app)
+    assert sign_in(client, "clinician").headers["location"] == "/patients"  # no code step
+    assert audit_actions(app, "totp_reset_by_admin")[-1][0].startswith("cli:")
