@@ -29,6 +29,10 @@ BUSY_TIMEOUT_VAR = "TRDNAV_SQLITE_BUSY_TIMEOUT"
 DEFAULT_BUSY_TIMEOUT = 15.0
 
 
+POOL_SIZE = 5
+THREADS = 40  # anyio's default thread limit, which runs FastAPI's sync handlers
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
@@ -42,18 +46,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _pool_options(url: str) -> dict[str, Any]:
-    """No limit on the connections a request may wait for (``max_overflow=-1``).
+    """A pool as large as the thread pool that uses it: 5 kept, up to 35 more (40 in all).
 
-    The web app's form handlers are ``async`` and call the database from the event loop; with a
-    bounded pool, such a call waits for a connection *on the loop* while the requests holding the
-    connections need the loop to return them: a deadlock until the pool's 30 s timeout (found by
-    tests/reliability/test_concurrency.py: 20 editors on one record). Connections beyond the
-    pool's 5 are closed when returned; their number is bounded by the requests in flight.
+    The web app's handlers reach the database from FastAPI's thread pool (40 threads), never
+    from the event loop, so a request waiting for a connection blocks only its own thread while
+    the requests holding connections finish and return them. Sized to the thread pool, the pool
+    never makes a thread wait; bounded, it never opens more connections than the server can use
+    (PostgreSQL's default limit is 100 per server). Found by
+    tests/reliability/test_concurrency.py: when form handlers were ``async`` and a bounded pool
+    of 15 made them wait on the loop, 20 editors on one record deadlocked the server for 30 s.
     """
     u = make_url(url)
     if u.get_backend_name() == "sqlite" and u.database in (None, "", ":memory:"):
         return {}  # an in-memory database has its own single-connection pool
-    return {"max_overflow": -1}
+    return {"pool_size": POOL_SIZE, "max_overflow": THREADS - POOL_SIZE}
 
 
 def sqlite_busy_timeout() -> float:
