@@ -103,9 +103,9 @@ def summary_html(
 def summary_pdf(
     db: Session, kb: Knowledge, o: Opened, today: date, clinic_name: str, user: str
 ) -> bytes:
-    from trdnav.reports.course_summary import render_course_summary_pdf
+    from trdnav.web.pdf_processes import render_pdf_in_child
 
-    return render_course_summary_pdf(summary_html(db, kb, o, today, clinic_name, user))
+    return render_pdf_in_child(summary_html(db, kb, o, today, clinic_name, user))
 
 
 def clinic_rates(

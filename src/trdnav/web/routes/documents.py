@@ -16,13 +16,13 @@ from trdnav.core.measures import score_measurements
 from trdnav.identity import PatientIdentity
 from trdnav.knowledge.load import Knowledge
 from trdnav.reports.chart import default_instrument, render_chart
-from trdnav.reports.pdf import render_pdf
 from trdnav.reports.summary import render_summary_html
 from trdnav.reports.timeline import render_timeline_svg
 from trdnav.storage import identity as identities
 from trdnav.storage import records
 from trdnav.storage.repository import record_audit
 from trdnav.web.deps import KnowledgeDep, Reader, SessionDep, SettingsDep, TodayDep, client_ip
+from trdnav.web.pdf_processes import render_pdf_in_child
 
 router = APIRouter(include_in_schema=False)
 
@@ -89,7 +89,7 @@ def summary_pdf(
 ) -> Response:
     record = records.load(db, patient_id, kb, today, user.who, client_ip(request))
     identity = identities.load_identity(db, patient_id, user=user.who, ip=client_ip(request))
-    pdf = render_pdf(summary_document(record, kb, settings.clinic_name, identity))
+    pdf = render_pdf_in_child(summary_document(record, kb, settings.clinic_name, identity))
     record_audit(db, user.who, "export_pdf", "patient", patient_id, client_ip(request))
     db.commit()
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", patient_id)[:60]

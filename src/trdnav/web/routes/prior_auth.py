@@ -23,7 +23,6 @@ from trdnav.errors import InputError, Problem
 from trdnav.knowledge.load import Knowledge
 from trdnav.knowledge.payers import PayerPolicy, RequestKind
 from trdnav.reports.chart import default_instrument, render_chart
-from trdnav.reports.pdf import render_pdf
 from trdnav.reports.prior_auth import (
     KINDS,
     STATUS_LABELS,
@@ -47,6 +46,7 @@ from trdnav.web.api_http import ApiRoute, PatientId, bearer_token, session_cooki
 from trdnav.web.api_models import error_responses
 from trdnav.web.deps import KnowledgeDep, Reader, SessionDep, SettingsDep, TodayDep, client_ip
 from trdnav.web.pages import render
+from trdnav.web.pdf_processes import render_pdf_in_child
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(
@@ -328,7 +328,7 @@ def packet_pdf(
         identity=identity,
         letter=letter.replace("\r\n", "\n"),
     )
-    pdf = render_pdf(html)
+    pdf = render_pdf_in_child(html)
     record_audit(db, user.who, "export_pdf", "patient", patient_id, client_ip(request))
     db.commit()
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", f"{patient_id}-{policy.id}")[:80]
