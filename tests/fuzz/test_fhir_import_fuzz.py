@@ -39,6 +39,10 @@ fuzz_settings: Callable[[Any], Any] = (
     settings(max_examples=int(_N), deadline=None) if _N else settings()
 )
 
+# a failing example of a large document is printed in full: the warning about its size must
+# not replace the failure it reports (filterwarnings = error)
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+
 
 def _own_export(name: str) -> Any:
     history = load_history(ROOT / "examples" / name, KB, TODAY)

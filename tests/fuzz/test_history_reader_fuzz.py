@@ -43,6 +43,10 @@ fuzz_settings: Callable[[Any], Any] = (
     settings(max_examples=int(_N), deadline=None) if _N else settings()
 )
 
+# a failing example of a large document is printed in full: the warning about its size must
+# not replace the failure it reports (filterwarnings = error)
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+
 
 def read_and_assess(text: str, suffix: str) -> Assessment | InputError:
     """What ``trdnav assess FILE`` does: read the file, validate, assess."""

@@ -39,7 +39,7 @@ def app(db_url: str, kb: Knowledge) -> Iterator[FastAPI]:
 def world(app: FastAPI, db_url: str, kb: Knowledge, monkeypatch: pytest.MonkeyPatch) -> World:
     from trdnav.web.routes import documents
 
-    monkeypatch.setattr(documents, "render_pdf", lambda _html: b"%PDF-1.7 stand-in")
+    monkeypatch.setattr(documents, "render_pdf_in_child", lambda _html: b"%PDF-1.7 stand-in")
     return build_world(app, db_url, kb)
 
 

@@ -398,7 +398,7 @@ def world(app: FastAPI, db_url: str, kb: Knowledge, monkeypatch: pytest.MonkeyPa
     # the role checks need no real PDF: a stand-in keeps the test fast
     from trdnav.web.routes import documents
 
-    monkeypatch.setattr(documents, "render_pdf", lambda _html: b"%PDF-1.7 stand-in")
+    monkeypatch.setattr(documents, "render_pdf_in_child", lambda _html: b"%PDF-1.7 stand-in")
     return build_world(app, db_url, kb)
 
 

@@ -483,7 +483,7 @@ def test_every_response_carries_the_security_headers_and_no_page_needs_inline_sc
 ) -> None:
     from trdnav.web.routes import documents
 
-    monkeypatch.setattr(documents, "render_pdf", lambda _html: b"%PDF-1.7 stand-in")
+    monkeypatch.setattr(documents, "render_pdf_in_child", lambda _html: b"%PDF-1.7 stand-in")
     problems = []
     gets = sorted({(m_, p) for m_, p, _ in app_routes(app) if m_ == "GET"})
     responses = [
@@ -534,7 +534,7 @@ def test_markup_stored_in_a_record_shows_as_text_on_every_page_of_the_record(
 ) -> None:
     from trdnav.web.routes import documents
 
-    monkeypatch.setattr(documents, "render_pdf", lambda _html: b"%PDF-1.7 stand-in")
+    monkeypatch.setattr(documents, "render_pdf_in_child", lambda _html: b"%PDF-1.7 stand-in")
     evil = '<img src=x onerror="alert(1)">'
     token = {
         "Authorization": f"Bearer {world.api_tokens['clinician']}",
