@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
         For the only admin locked out by a lost phone: they sign in with their password and
         set up a new second factor before anything else (when admins must have one).
         """
-        from trdnav.web.sessions import revoke_user_sessions
+        from trdnav.web.sessions import end_user_sessions
         from trdnav.web.totp import remove_totp
 
         engine = make_engine(normalise_url(database_url))
@@ -131,11 +131,10 @@ def register(app: typer.Typer) -> None:
                 user = session.scalar(select(m.User).where(m.User.username == username))
                 if user is None:
                     raise _fail(f"username: no user {username!r}")
-                remove_totp(session, user.id)
-                ended = revoke_user_sessions(session, user.id)
                 who = "cli:" + (os.environ.get("USER") or "unknown")
+                remove_totp(session, user.id)
                 record_audit(session, who, "totp_reset_by_admin", "user", str(user.id))
-                record_audit(session, who, "sessions_revoked", "user", str(user.id))
+                ended = end_user_sessions(session, who, user.id)
                 session.commit()
         finally:
             engine.dispose()

@@ -149,6 +149,15 @@ def revoke_user_sessions(db: Session, user_id: int, now: datetime | None = None)
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def end_user_sessions(db: Session, who: str, user_id: int, ip: str | None = None) -> int:
+    """:func:`revoke_user_sessions`, audited as ``sessions_revoked`` by ``who``. Not committed."""
+    from trdnav.storage.repository import record_audit
+
+    ended = revoke_user_sessions(db, user_id)
+    record_audit(db, who, "sessions_revoked", "user", str(user_id), ip)
+    return ended
+
+
 def purge_expired(
     db: Session, idle_seconds: int, max_seconds: int, now: datetime | None = None
 ) -> int:

@@ -33,7 +33,7 @@ from trdnav.storage.repository import record_audit
 from trdnav.web.deps import Admin, SessionDep, client_ip
 from trdnav.web.pages import render
 from trdnav.web.security import hash_password
-from trdnav.web.sessions import live, revoke_user_sessions
+from trdnav.web.sessions import end_user_sessions, live
 from trdnav.web.settings import WebSettings
 from trdnav.web.totp import remove_totp
 
@@ -256,8 +256,7 @@ def deactivate_user(request: Request, user_id: int, db: SessionDep, user: Admin)
         row.active = False
         ip = client_ip(request)
         record_audit(db, user.who, "user_deactivate", "user", str(row.id), ip)
-        revoke_user_sessions(db, row.id)
-        record_audit(db, user.who, "sessions_revoked", "user", str(row.id), ip)
+        end_user_sessions(db, user.who, row.id, ip)
         db.commit()
     return RedirectResponse(
         "/admin/users?" + urlencode({"deactivated": row.username}), status_code=303
@@ -307,8 +306,7 @@ def reset_password(
     ip = client_ip(request)
     row.password_hash = hash_password(password)
     record_audit(db, user.who, "user_password_reset", "user", str(row.id), ip)
-    revoke_user_sessions(db, row.id)
-    record_audit(db, user.who, "sessions_revoked", "user", str(row.id), ip)
+    end_user_sessions(db, user.who, row.id, ip)
     db.commit()
     return _done(row, "password")
 
@@ -321,8 +319,7 @@ def reset_totp(request: Request, user_id: int, db: SessionDep, user: Admin) -> R
     ip = client_ip(request)
     remove_totp(db, row.id)
     record_audit(db, user.who, "totp_reset_by_admin", "user", str(row.id), ip)
-    revoke_user_sessions(db, row.id)
-    record_audit(db, user.who, "sessions_revoked", "user", str(row.id), ip)
+    end_user_sessions(db, user.who, row.id, ip)
     db.commit()
     return _done(row, "totp")
 
@@ -332,7 +329,6 @@ def revoke_sessions(request: Request, user_id: int, db: SessionDep, user: Admin)
     row = _other_user(request, db, user_id, user.id)
     if not isinstance(row, m.User):
         return row
-    revoke_user_sessions(db, row.id)
-    record_audit(db, user.who, "sessions_revoked", "user", str(row.id), client_ip(request))
+    end_user_sessions(db, user.who, row.id, client_ip(request))
     db.commit()
     return _done(row, "sessions")
