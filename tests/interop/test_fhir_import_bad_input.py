@@ -59,6 +59,26 @@ def test_a_broken_ndjson_line_is_named(kb: Knowledge) -> None:
     assert "malformed NDJSON at line 2" in problems_of(exc)["json_invalid"]
 
 
+@pytest.mark.parametrize(
+    ("field", "entry"),
+    [
+        ("fullUrl", {"fullUrl": [None]}),
+        ("request.method", {"request": {"method": ["PUT"], "url": "Patient/p"}}),
+    ],
+)
+def test_an_entry_field_that_is_not_a_string_is_named(
+    kb: Knowledge, field: str, entry: dict[str, Any]
+) -> None:
+    """Found by the fuzzer: a fullUrl of [None] crashed the import (unhashable type: 'list')."""
+    data = bundle(kind="transaction")
+    data["entry"][0].update(entry)
+    with pytest.raises(InputError) as exc:
+        import_fhir(data, kb, TODAY)
+    (problem,) = exc.value.problems
+    assert problem.loc == f"entry[0].{field}" and problem.code == "not_a_string"
+    assert "must be a string, not list" in problem.message
+
+
 def test_a_resource_that_fails_validation_is_left_out_and_named_with_its_field(
     kb: Knowledge,
 ) -> None:

@@ -145,13 +145,26 @@ def _resources(data: Any) -> list[tuple[dict[str, Any], str | None, str | None]]
     if not isinstance(entries, list):
         raise InputError([Problem("entry", "not_a_list", "Bundle.entry must be a list")])
     out: list[tuple[dict[str, Any], str | None, str | None]] = []
-    for e in entries:
+    for n, e in enumerate(entries):
         if not isinstance(e, dict):
             out.append(({}, None, None))
             continue
         request = e.get("request")
         method = request.get("method") if isinstance(request, dict) else None
-        out.append((e.get("resource") or {}, e.get("fullUrl"), method))
+        full_url = e.get("fullUrl")
+        for field, value in (("fullUrl", full_url), ("request.method", method)):
+            if value is not None and not isinstance(value, str):
+                raise InputError(
+                    [
+                        Problem(
+                            f"entry[{n}].{field}",
+                            "not_a_string",
+                            f"Bundle.entry[{n}].{field} must be a string, "
+                            f"not {type(value).__name__}",
+                        )
+                    ]
+                )
+        out.append((e.get("resource") or {}, full_url, method))
     return out
 
 
